@@ -1,0 +1,1 @@
+"""Unsupervised intra-/cross-modal inconsistency detection (Tian et al.) in JAX/Flax."""

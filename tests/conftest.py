@@ -1,0 +1,33 @@
+"""Test-wide set-up: fake CPU devices for pmap tests, quiet TF, the optional ../shared fixture."""
+import os
+import pathlib
+
+# Must happen before JAX initialises its backends: two fake CPU devices let every test exercise
+# pmap and cross-replica batch norm exactly as on a 2-device accelerator host.
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=2").strip()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import pytest  # noqa: E402
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+# The steering repository's reference facts sit beside the clone in CI (../shared). Tests that
+# need them say so by using this fixture and are skipped, with the reason, when it is absent.
+SHARED_REFERENCE = REPO_ROOT.parent / "shared" / "reference"
+
+
+@pytest.fixture(scope="session")
+def shared_reference() -> pathlib.Path:
+  if not SHARED_REFERENCE.is_dir():
+    pytest.skip(f"needs ../shared/reference beside the clone ({SHARED_REFERENCE} not found)")
+  return SHARED_REFERENCE
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_tf_gpu():
+  """TensorFlow must never grab accelerator memory that JAX needs; on CPU this is a no-op."""
+  import tensorflow as tf
+  tf.config.set_visible_devices([], "GPU")
+  yield
