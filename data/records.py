@@ -1,0 +1,366 @@
+"""TFRecord schema of aligned face tracks: one `tf.train.SequenceExample` per face track.
+
+Schema version 1
+----------------
+Context (one value per track):
+
+==========================  =======  ======================================================
+key                         type     meaning
+==========================  =======  ======================================================
+schema_version              int64    :data:`SCHEMA_VERSION`; readers refuse any other value
+video/id                    bytes    dataset-unique video id (e.g. ``000_003`` for FF++)
+video/path                  bytes    source file relative to the dataset root
+video/fps                   float    frame rate of the frames below (29 after standardising)
+video/width, video/height   int64    source frame size (pixels)
+track/index                 int64    0-based track index within the video
+track/num_tracks            int64    tracks kept for this video
+dataset, split              bytes    e.g. ``faceforensics``, ``train``
+label                       int64    0 real, 1 fake (data.constants)
+category, method            bytes    e.g. ``FVRA-WL`` / ``wav2lip``; ``Deepfakes``
+identity                    bytes    identity shown (the source identity for real videos)
+source_id, target_id        bytes    ids of the identities a fake was made from ('' if n/a)
+audio/has_audio             int64    1 when the track carries real audio
+audio/sample_rate           int64    44100
+audio/start_time            float    time (s) of the first audio sample in the source video
+audio/pcm_s16le             bytes    mono 16-bit little-endian PCM ('' when has_audio == 0)
+==========================  =======  ======================================================
+
+Feature lists (one entry per frame, all of equal length):
+
+==========================  =======  ======================================================
+image/encoded               bytes    JPEG of the 224x224 RGB face aligned for FakeOut
+image_112/encoded           bytes    JPEG of the 112x112 face aligned to the ArcFace template
+frame/timestamp             float    presentation time (s) in the source video
+frame/detected              int64    1 when FaceMesh saw the face, 0 when interpolated
+frame/landmarks             bytes    float16 [478, 2] FaceMesh points in 224 aligned pixels
+frame/transform             float    [6] row-major 2x3 similarity: source pixels -> 224
+==========================  =======  ======================================================
+
+Why raw PCM rather than a spectrogram: the two detectors need different front ends (FakeOut's
+44.1 kHz 80-bin log-mel referenced to a per-video maximum; Whisper's 16 kHz log-mel), and both
+normalise over the tensor they are given, so a stored spectrogram would fix one detector's
+windowing. 16-bit mono PCM costs 88 kB/s, a quarter of the JPEG frames.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import pathlib
+from typing import Iterable, Iterator, Mapping, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from data import constants
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+NUM_LANDMARKS = 478
+JPEG_QUALITY = 95
+
+
+class RecordError(ValueError):
+  """A record or shard that cannot be read: names the file and the record."""
+
+
+class SchemaVersionError(RecordError):
+  pass
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackMetadata:
+  """Everything a record says about its video besides pixels and samples."""
+  video_id: str
+  dataset: str
+  label: int
+  split: str = ""
+  video_path: str = ""
+  category: str = ""
+  method: str = ""
+  identity: str = ""
+  source_id: str = ""
+  target_id: str = ""
+  track_index: int = 0
+  num_tracks: int = 1
+  width: int = 0
+  height: int = 0
+
+  def __post_init__(self):
+    if self.label not in (constants.REAL, constants.FAKE):
+      raise ValueError(f"label must be {constants.REAL} (real) or {constants.FAKE} (fake),"
+                       f" got {self.label!r} for video {self.video_id!r}")
+
+
+@dataclasses.dataclass
+class TrackArrays:
+  """The per-frame content of one aligned face track (see data.tracks for how it is made)."""
+  frames_224: np.ndarray                 # uint8 [T, 224, 224, 3]
+  timestamps: np.ndarray                 # float [T] seconds
+  detected: np.ndarray                   # bool [T]
+  fps: float
+  frames_112: Optional[np.ndarray] = None  # uint8 [T, 112, 112, 3]
+  landmarks: Optional[np.ndarray] = None   # float [T, 478, 2] in 224 aligned pixels
+  transforms: Optional[np.ndarray] = None  # float [T, 2, 3]
+  audio: Optional[np.ndarray] = None       # float32 mono in [-1, 1] at 44.1 kHz
+  audio_start_time: float = 0.0
+
+  def validate(self) -> None:
+    n = len(self.frames_224)
+    if n == 0:
+      raise ValueError("a track needs at least one frame")
+    expect = {"frames_224": (n, constants.FACE_SIZE, constants.FACE_SIZE, 3),
+              "timestamps": (n,), "detected": (n,)}
+    if self.frames_112 is not None:
+      size = constants.IDENTITY_FACE_SIZE
+      expect["frames_112"] = (n, size, size, 3)
+    if self.landmarks is not None:
+      expect["landmarks"] = (n, NUM_LANDMARKS, 2)
+    if self.transforms is not None:
+      expect["transforms"] = (n, 2, 3)
+    wrong = [f"{k}: expected {v}, got {np.shape(getattr(self, k))}" for k, v in expect.items()
+             if np.shape(getattr(self, k)) != v]
+    if wrong:
+      raise ValueError("track arrays have inconsistent shapes: " + "; ".join(wrong))
+
+
+def _bytes(values: Iterable[bytes]):
+  import tensorflow as tf
+  return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+
+
+def _ints(values: Iterable[int]):
+  import tensorflow as tf
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+
+
+def _floats(values: Iterable[float]):
+  import tensorflow as tf
+  return tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in values]))
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+  ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]),
+                         [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+  if not ok:
+    raise ValueError(f"JPEG encoding failed for an image of shape {rgb.shape}")
+  return buf.tobytes()
+
+
+def audio_to_pcm16(audio: np.ndarray) -> bytes:
+  return (np.clip(np.asarray(audio, np.float32), -1.0, 1.0) * 32767.0).round().astype(
+      "<i2").tobytes()
+
+
+def pcm16_to_audio(pcm: bytes) -> np.ndarray:
+  return np.frombuffer(pcm, "<i2").astype(np.float32) / 32767.0
+
+
+def serialize_track(arrays: TrackArrays, meta: TrackMetadata,
+                    jpeg_quality: int = JPEG_QUALITY) -> bytes:
+  """One face track -> a serialized SequenceExample of schema :data:`SCHEMA_VERSION`."""
+  import tensorflow as tf
+  arrays.validate()
+  has_audio = arrays.audio is not None and len(arrays.audio) > 0
+  context = {
+      "schema_version": _ints([SCHEMA_VERSION]),
+      "video/id": _bytes([meta.video_id.encode()]),
+      "video/path": _bytes([meta.video_path.encode()]),
+      "video/fps": _floats([arrays.fps]),
+      "video/width": _ints([meta.width]),
+      "video/height": _ints([meta.height]),
+      "track/index": _ints([meta.track_index]),
+      "track/num_tracks": _ints([meta.num_tracks]),
+      "dataset": _bytes([meta.dataset.encode()]),
+      "split": _bytes([meta.split.encode()]),
+      "label": _ints([meta.label]),
+      "category": _bytes([meta.category.encode()]),
+      "method": _bytes([meta.method.encode()]),
+      "identity": _bytes([meta.identity.encode()]),
+      "source_id": _bytes([meta.source_id.encode()]),
+      "target_id": _bytes([meta.target_id.encode()]),
+      "audio/has_audio": _ints([int(has_audio)]),
+      "audio/sample_rate": _ints([constants.SAMPLE_RATE]),
+      "audio/start_time": _floats([arrays.audio_start_time]),
+      "audio/pcm_s16le": _bytes([audio_to_pcm16(arrays.audio) if has_audio else b""]),
+  }
+
+  def feature_list(features):
+    return tf.train.FeatureList(feature=list(features))
+
+  lists = {
+      "image/encoded": feature_list(_bytes([encode_jpeg(f, jpeg_quality)])
+                                    for f in arrays.frames_224),
+      "image_112/encoded": feature_list(
+          _bytes([encode_jpeg(f, jpeg_quality)]) for f in arrays.frames_112)
+      if arrays.frames_112 is not None else feature_list([]),
+      "frame/timestamp": feature_list(_floats([t]) for t in arrays.timestamps),
+      "frame/detected": feature_list(_ints([d]) for d in arrays.detected),
+      "frame/landmarks": feature_list(
+          _bytes([np.asarray(p, "<f2").tobytes()]) for p in arrays.landmarks)
+      if arrays.landmarks is not None else feature_list([]),
+      "frame/transform": feature_list(
+          _floats(np.asarray(m, np.float32).reshape(6)) for m in arrays.transforms)
+      if arrays.transforms is not None else feature_list([]),
+  }
+  example = tf.train.SequenceExample(context=tf.train.Features(feature=context),
+                                     feature_lists=tf.train.FeatureLists(feature_list=lists))
+  return example.SerializeToString()
+
+
+def _context_spec():
+  import tensorflow as tf
+  string, i64, f32 = tf.string, tf.int64, tf.float32
+  spec = {k: tf.io.FixedLenFeature([], string, default_value="") for k in (
+      "video/id", "video/path", "dataset", "split", "category", "method", "identity",
+      "source_id", "target_id", "audio/pcm_s16le")}
+  spec.update({k: tf.io.FixedLenFeature([], i64, default_value=0) for k in (
+      "video/width", "video/height", "track/index", "track/num_tracks", "label",
+      "audio/has_audio", "audio/sample_rate")})
+  spec["schema_version"] = tf.io.FixedLenFeature([], i64, default_value=-1)
+  spec["video/fps"] = tf.io.FixedLenFeature([], f32, default_value=0.0)
+  spec["audio/start_time"] = tf.io.FixedLenFeature([], f32, default_value=0.0)
+  return spec
+
+
+def _sequence_spec():
+  import tensorflow as tf
+  return {
+      "image/encoded": tf.io.FixedLenSequenceFeature([], tf.string),
+      "image_112/encoded": tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True),
+      "frame/timestamp": tf.io.FixedLenSequenceFeature([], tf.float32),
+      "frame/detected": tf.io.FixedLenSequenceFeature([], tf.int64),
+      "frame/landmarks": tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True),
+      "frame/transform": tf.io.FixedLenSequenceFeature([6], tf.float32, allow_missing=True),
+  }
+
+
+def parse_track(serialized, check_version: bool = True):
+  """tf graph function: serialized record -> dict of tensors (frames stay JPEG-encoded).
+
+  The caller decodes only the frames it samples (`decode_frames`), which is what keeps the input
+  pipeline fast. Raises (at run time) an InvalidArgumentError naming both versions when the
+  record's schema version differs from :data:`SCHEMA_VERSION`.
+  """
+  import tensorflow as tf
+  context, sequence = tf.io.parse_single_sequence_example(
+      serialized, context_features=_context_spec(), sequence_features=_sequence_spec())
+  if check_version:
+    version = context["schema_version"]
+    message = tf.strings.format(
+        "record schema version {} (video {}) but this reader reads version " +
+        str(SCHEMA_VERSION) + "; re-run `python -m data.prepare` with this version of the code",
+        (version, context["video/id"]))
+    with tf.control_dependencies([tf.debugging.Assert(tf.equal(version, SCHEMA_VERSION),
+                                                      [message])]):
+      context = {k: tf.identity(v) for k, v in context.items()}
+  audio = tf.cast(tf.io.decode_raw(context.pop("audio/pcm_s16le"), tf.int16,
+                                   little_endian=True), tf.float32) / 32767.0
+  return {**context, **sequence, "audio": audio}
+
+
+def decode_frames(encoded, indices=None, channels: int = 3):
+  """Decodes the JPEG frames at `indices` (all when None) into uint8 [n, H, W, 3]."""
+  import tensorflow as tf
+  if indices is not None:
+    encoded = tf.gather(encoded, indices)
+  return tf.map_fn(lambda s: tf.io.decode_jpeg(s, channels=channels), encoded,
+                   fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8))
+
+
+def decode_landmarks(encoded):
+  import tensorflow as tf
+  points = tf.io.decode_raw(encoded, tf.float16, little_endian=True)
+  return tf.reshape(tf.cast(points, tf.float32), [-1, NUM_LANDMARKS, 2])
+
+
+# ----------------------------------------------------------------------------------------------
+# Shards on disk
+
+
+def shard_name(prefix: str, index: int, count: int) -> str:
+  return f"{prefix}-{index:05d}-of-{count:05d}.tfrecord"
+
+
+class ShardWriter:
+  """Writes one shard atomically: records go to `<name>.partial`, renamed on success.
+
+  A crashed run therefore never leaves a shard that looks complete; `data.prepare` keeps the
+  finished shards and redoes the partial ones.
+  """
+
+  def __init__(self, path: str | pathlib.Path):
+    import tensorflow as tf
+    self.path = pathlib.Path(path)
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    self._partial = self.path.with_name(self.path.name + ".partial")
+    self._writer = tf.io.TFRecordWriter(str(self._partial))
+    self.count = 0
+
+  def write(self, record: bytes) -> None:
+    self._writer.write(record)
+    self.count += 1
+
+  def __enter__(self) -> "ShardWriter":
+    return self
+
+  def __exit__(self, exc_type, exc, tb) -> None:
+    self._writer.close()
+    if exc_type is None:
+      self._partial.replace(self.path)
+    else:
+      self._partial.unlink(missing_ok=True)
+
+
+def list_shards(patterns: str | Sequence[str]) -> list[str]:
+  """Expands shard paths / globs / directories into a sorted list of finished shard files."""
+  import glob
+  if isinstance(patterns, (str, pathlib.Path)):
+    patterns = [str(patterns)]
+  files = []
+  for pattern in patterns:
+    path = pathlib.Path(pattern)
+    if path.is_dir():
+      files += sorted(str(p) for p in path.glob("*.tfrecord"))
+    else:
+      files += sorted(glob.glob(str(pattern)))
+  if not files:
+    raise FileNotFoundError(f"no TFRecord shards match {list(patterns)}")
+  return files
+
+
+def validate_shards(files: Sequence[str]) -> list[str]:
+  """Reads every record of every shard; returns one message per problem (empty when sound).
+
+  Used to name the file and record index behind a DataLossError seen during training.
+  """
+  import tensorflow as tf
+  problems = []
+  for path in files:
+    index = -1
+    try:
+      for index, record in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator()):
+        version = tf.train.SequenceExample.FromString(record).context.feature[
+            "schema_version"].int64_list.value
+        if list(version) != [SCHEMA_VERSION]:
+          problems.append(f"{path}: record {index} has schema version "
+                          f"{list(version) or 'none'}, expected {SCHEMA_VERSION}")
+    except (tf.errors.DataLossError, tf.errors.OpError) as e:
+      problems.append(f"{path}: corrupt or truncated after record {index} "
+                      f"(record {index + 1} unreadable: {e.message.splitlines()[0]})")
+  return problems
+
+
+def read_tracks(files: str | Sequence[str]) -> Iterator[Mapping[str, np.ndarray]]:
+  """Eagerly iterates parsed records as numpy dicts (tools, tests, evaluation of one video)."""
+  import tensorflow as tf
+  files = list_shards(files)
+  dataset = tf.data.TFRecordDataset(files).map(parse_track)
+  try:
+    yield from dataset.as_numpy_iterator()
+  except tf.errors.DataLossError as e:
+    raise RecordError("; ".join(validate_shards(files)) or str(e)) from None
+  except tf.errors.InvalidArgumentError as e:
+    if "schema version" in e.message:
+      raise SchemaVersionError(e.message.splitlines()[0]) from None
+    raise

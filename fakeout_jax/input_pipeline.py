@@ -1,0 +1,349 @@
+"""tf.data input pipelines of FakeOut, from face-track TFRecords (data.records) to device batches.
+
+What the released FakeOut code does, and this pipeline reproduces by default:
+
+* A clip is 32 frames taken with stride 2 (it spans 64 frames, 2.2 s at 29 fps). Evaluation takes
+  ``eval_num_clips`` clips per track at offsets ``linspace(0, len - 32 * 2, N)``; a track shorter
+  than a clip is looped.
+* Frames are float32 in [0, 1]; no mean/std normalisation.
+* Audio: one window is ``int(44100 / 29 * 32) = 48662`` samples (the span of 32 frames, half the
+  clip's span: a quirk of the original kept as is). Log-mel: STFT 2048 / 256 without end padding
+  (183 frames), power through TensorFlow's 80-bin mel matrix (0-22050 Hz), dB relative to the
+  maximum over the whole tensor given, floored 80 dB below that maximum. In evaluation the tensor
+  is all N windows of a track together, and the audio windows are placed with their own
+  ``linspace`` over the audio (stride 1), NOT aligned with the video clips
+  (``eval_audio_alignment='released'``); ``'aligned'`` cuts each audio window at its clip's start.
+* A track without audio gets an all-zero spectrogram (the released "dummy audio": zeros in, zeros
+  out of the dB conversion).
+* Training augmentation, video only, each with probability 1/2 and one draw per clip: horizontal
+  flip, brightness (max delta 32/255), hue (max delta 0.2).
+
+Where the paper and the code differ for training (the training code was never released), this
+follows the paper: clips start at a random frame (``train_clip_start='random'``; ``'start'``
+reproduces the code's always-first-frame sampler) and the audio window starts at the clip's
+start time.
+
+Determinism: every random draw is a stateless function of (seed, epoch, example index), so a
+pipeline restarted at step k with ``start_index`` reproduces exactly the batches an uninterrupted
+run would have seen. Multi-host: each host reads the shard files ``process_index::process_count``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Iterator, Optional, Sequence
+
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+from data import constants, records
+
+log = logging.getLogger(__name__)
+
+# The released code's audio window: the samples spanned by 32 frames at 29 fps.
+AUDIO_WINDOW = int(constants.SAMPLE_RATE / constants.FPS * 32)
+STFT_LENGTH, STFT_STEP = 2048, 256
+TOP_DB = 80.0
+AMIN = 1e-16
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Input-pipeline defaults (the released FakeOut values); experiment configs override them."""
+  c = ml_collections.ConfigDict()
+  c.num_frames = 32
+  c.frame_stride = 2
+  c.image_size = constants.FACE_SIZE   # records hold 224x224; smaller sizes resize (CPU demos)
+  c.audio_window = AUDIO_WINDOW
+  c.num_mel_bins = 80
+  c.use_audio = True
+  c.train_clip_start = "random"        # 'random' (paper) | 'start' (released code)
+  c.eval_num_clips = 5
+  c.eval_audio_alignment = "released"  # 'released' (own linspace) | 'aligned' (clip start)
+  c.augment = True
+  c.flip_prob = 0.5
+  c.brightness_prob = 0.5
+  c.brightness_max_delta = 32 / 255
+  c.hue_prob = 0.5
+  c.hue_max_delta = 0.2
+  c.oversample = "balance"             # 'balance' the two classes | 'none'
+  c.shuffle_buffer = 256
+  c.skip_corrupt_records = False
+  return c
+
+
+# ----------------------------------------------------------------------------------------------
+# Audio front end
+
+
+def mel_matrix(num_mel_bins: int = 80) -> tf.Tensor:
+  return tf.signal.linear_to_mel_weight_matrix(
+      num_mel_bins=num_mel_bins, num_spectrogram_bins=STFT_LENGTH // 2 + 1,
+      sample_rate=constants.SAMPLE_RATE, lower_edge_hertz=0.0,
+      upper_edge_hertz=constants.SAMPLE_RATE / 2)
+
+
+def log_mel_spectrogram(audio: tf.Tensor, num_mel_bins: int = 80) -> tf.Tensor:
+  """[..., samples] waveform -> [..., frames, mel] dB, referenced to the max of the WHOLE input.
+
+  48662 samples give 183 frames. Matches the released code's power_to_db: 10 log10(max(amin, x))
+  minus 10 log10(max(amin, max(x))), floored at (max - 80 dB).
+  """
+  stft = tf.signal.stft(tf.cast(audio, tf.float32), frame_length=STFT_LENGTH,
+                        frame_step=STFT_STEP, pad_end=False)
+  power = tf.matmul(tf.square(tf.abs(stft)), mel_matrix(num_mel_bins))
+  log10 = lambda x: tf.math.log(x) / tf.math.log(tf.constant(10.0, x.dtype))
+  db = 10.0 * log10(tf.maximum(AMIN, power)) - 10.0 * log10(
+      tf.maximum(AMIN, tf.reduce_max(power)))
+  return tf.maximum(db, tf.reduce_max(db) - TOP_DB)
+
+
+def num_spectrogram_frames(window: int = AUDIO_WINDOW) -> int:
+  return 1 + (window - STFT_LENGTH) // STFT_STEP
+
+
+# ----------------------------------------------------------------------------------------------
+# Sampling
+
+
+def looped_indices(length, starts, count: int, stride: int):
+  """[..., count] indices start, start + stride, ... for each of `starts`, looping a sequence of
+  `length` that is too short (as the released sampler does)."""
+  steps = tf.range(count) * stride
+  return tf.math.floormod(tf.expand_dims(starts, -1) + steps, tf.maximum(length, 1))
+
+
+def linspace_starts(length, window_span: int, num: int):
+  """The released sampler's start offsets: linspace(0, max(0, length - span), num), truncated."""
+  max_offset = tf.maximum(0, length - window_span)
+  return tf.cast(tf.linspace(0.0, tf.cast(max_offset, tf.float32), num), tf.int32)
+
+
+def _audio_windows(audio, starts, window: int):
+  """[num, window] samples at `starts`, looping the waveform when it is too short."""
+  return tf.gather(audio, looped_indices(tf.shape(audio)[0], starts, window, 1))
+
+
+def _frames_to_float(frames, image_size: int):
+  frames = tf.image.convert_image_dtype(frames, tf.float32)  # uint8 -> [0, 1]
+  if image_size != constants.FACE_SIZE:
+    frames = tf.image.resize(frames, (image_size, image_size), antialias=True)
+  return frames
+
+
+def _augment(video, seed, c: ml_collections.ConfigDict):
+  """One draw per clip (the whole clip is flipped/shifted together), stateless in `seed`."""
+  draws = tf.random.stateless_uniform([3], seed=seed)
+  seeds = tf.random.experimental.stateless_split(seed, 3)
+  video = tf.cond(draws[0] < c.flip_prob, lambda: tf.reverse(video, axis=[2]), lambda: video)
+  video = tf.cond(draws[1] < c.brightness_prob, lambda: tf.image.stateless_random_brightness(
+      video, c.brightness_max_delta, seeds[0]), lambda: video)
+  video = tf.cond(draws[2] < c.hue_prob, lambda: tf.image.stateless_random_hue(
+      video, c.hue_max_delta, seeds[1]), lambda: video)
+  return tf.clip_by_value(video, 0.0, 1.0)
+
+
+def _audio_offset_at(record, frame_index):
+  """Sample index (in the track's audio) at the presentation time of frame(s) `frame_index`."""
+  time = tf.gather(record["frame/timestamp"], frame_index) - record["audio/start_time"]
+  return tf.maximum(0, tf.cast(tf.round(time * constants.SAMPLE_RATE), tf.int32))
+
+
+def _spectrograms(record, starts, c):
+  """[N, 183, mel, 1] for the windows at `starts`, or zeros when the track has no audio."""
+  n = tf.shape(starts)[0]
+  frames = num_spectrogram_frames(c.audio_window)
+
+  def real():
+    return log_mel_spectrogram(_audio_windows(record["audio"], starts, c.audio_window),
+                               c.num_mel_bins)
+
+  has_audio = tf.logical_and(record["audio/has_audio"] > 0, tf.size(record["audio"]) > 0)
+  spec = tf.cond(has_audio, real, lambda: tf.zeros([n, frames, c.num_mel_bins]))
+  return tf.ensure_shape(spec, [None, frames, c.num_mel_bins])[..., None]
+
+
+def train_example(record, seed, c: ml_collections.ConfigDict):
+  """One training clip: video [T, S, S, 3] in [0, 1], audio [183, mel, 1], label."""
+  length = tf.shape(record["image/encoded"])[0]
+  span = c.num_frames * c.frame_stride
+  if c.train_clip_start == "random":
+    max_start = tf.maximum(1, length - span + 1)
+    start = tf.random.stateless_uniform([], seed=seed, maxval=max_start, dtype=tf.int32)
+  elif c.train_clip_start == "start":
+    start = tf.constant(0)
+  else:
+    raise ValueError(f"train_clip_start must be 'random' or 'start', got {c.train_clip_start!r}")
+  indices = looped_indices(length, start, c.num_frames, c.frame_stride)
+  video = _frames_to_float(records.decode_frames(record["image/encoded"], indices),
+                           c.image_size)
+  video = tf.ensure_shape(video, [c.num_frames, c.image_size, c.image_size, 3])
+  if c.augment:
+    video = _augment(video, tf.random.experimental.stateless_fold_in(seed, 1), c)
+  out = {"video": video, "label": tf.cast(record["label"], tf.int32)}
+  if c.use_audio:
+    start_sample = _audio_offset_at(record, start)
+    out["audio"] = _spectrograms(record, start_sample[None], c)[0]
+  return out
+
+
+def eval_example(record, c: ml_collections.ConfigDict):
+  """All N evaluation clips of one track: video [N, T, S, S, 3], audio [N, 183, mel, 1]."""
+  n, t = c.eval_num_clips, c.num_frames
+  length = tf.shape(record["image/encoded"])[0]
+  starts = linspace_starts(length, t * c.frame_stride, n)
+  indices = tf.reshape(looped_indices(length, starts, t, c.frame_stride), [-1])
+  video = _frames_to_float(records.decode_frames(record["image/encoded"], indices),
+                           c.image_size)
+  out = {
+      "video": tf.reshape(video, [n, t, c.image_size, c.image_size, 3]),
+      "label": tf.cast(record["label"], tf.int32),
+      "video_id": record["video/id"], "track": tf.cast(record["track/index"], tf.int32),
+      "dataset": record["dataset"], "category": record["category"],
+      "method": record["method"], "has_audio": tf.cast(record["audio/has_audio"], tf.int32),
+  }
+  if c.use_audio:
+    if c.eval_audio_alignment == "released":
+      audio_starts = linspace_starts(tf.shape(record["audio"])[0], c.audio_window, n)
+    elif c.eval_audio_alignment == "aligned":
+      audio_starts = _audio_offset_at(record, starts)
+    else:
+      raise ValueError("eval_audio_alignment must be 'released' or 'aligned', got "
+                       f"{c.eval_audio_alignment!r}")
+    out["audio"] = _spectrograms(record, audio_starts, c)
+  return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Datasets
+
+
+@dataclasses.dataclass(frozen=True)
+class HostShard:
+  """Which part of the data this host reads (multi-host JAX: one process per host)."""
+  index: int = 0
+  count: int = 1
+
+  @classmethod
+  def from_jax(cls) -> "HostShard":
+    import jax
+    return cls(jax.process_index(), jax.process_count())
+
+
+def _host_files(files: Sequence[str], host: HostShard) -> list[str]:
+  files = sorted(files)
+  if len(files) < host.count:
+    raise ValueError(f"{len(files)} shard files cannot be split over {host.count} hosts; "
+                     "prepare the data with at least as many shards as hosts")
+  return files[host.index::host.count]
+
+
+def _records(files: Sequence[str], c, shuffle_seed: Optional[int] = None) -> tf.data.Dataset:
+  files = list(files)
+  if shuffle_seed is not None:
+    files = [files[i] for i in np.random.default_rng(shuffle_seed).permutation(len(files))]
+  ds = tf.data.TFRecordDataset(files, num_parallel_reads=1)
+  if c.get("skip_corrupt_records", False):
+    ds = ds.ignore_errors(log_warning=True)
+  return ds
+
+
+def count_labels(files: Sequence[str]) -> dict[int, int]:
+  """Number of tracks per label (reads only the context of each record)."""
+  spec = {"label": tf.io.FixedLenFeature([], tf.int64, default_value=-1)}
+  ds = tf.data.TFRecordDataset(list(files)).map(
+      lambda r: tf.io.parse_single_sequence_example(r, context_features=spec)[0]["label"],
+      num_parallel_calls=tf.data.AUTOTUNE)
+  labels = np.fromiter(ds.as_numpy_iterator(), np.int64)
+  return {int(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True))}
+
+
+def examples_per_epoch(label_counts: dict[int, int], oversample: str) -> int:
+  """Epoch length: all tracks, or with the minority class repeated up to the majority's size."""
+  if not label_counts:
+    return 0
+  if oversample == "balance" and len(label_counts) == 2:
+    return 2 * max(label_counts.values())
+  return sum(label_counts.values())
+
+
+def train_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_size: int,
+                  seed: int, epoch: int, start_index: int = 0,
+                  host: HostShard = HostShard(),
+                  label_counts: Optional[dict[int, int]] = None) -> tf.data.Dataset:
+  """One epoch of training batches for this host, [batch_size, ...] (reshaped for pmap later).
+
+  Args:
+    files: all shard files of the training split (every host passes the same list).
+    batch_size: examples per host per step.
+    seed, epoch: every random draw is a stateless function of (seed, epoch, example index).
+    start_index: examples of this epoch already consumed (resume); skipped before decoding.
+    label_counts: per-label track counts of this host's files (computed when None).
+  """
+  files = _host_files(files, host)
+  epoch_seed = int(np.random.SeedSequence([seed, epoch, host.index]).generate_state(1)[0])
+  counts = label_counts if label_counts is not None else count_labels(files)
+  total = examples_per_epoch(counts, c.oversample)
+  if total < batch_size:
+    raise ValueError(f"{total} training examples on host {host.index} cannot fill one batch "
+                     f"of {batch_size}")
+  parsed = _records(files, c, shuffle_seed=epoch_seed).map(records.parse_track)
+  if c.oversample == "balance" and len(counts) == 2:
+    per_class = [parsed.filter(lambda r, k=k: tf.equal(r["label"], k)).repeat()
+                 .shuffle(c.shuffle_buffer, seed=epoch_seed + k) for k in sorted(counts)]
+    ds = tf.data.Dataset.sample_from_datasets(per_class, [0.5, 0.5], seed=epoch_seed,
+                                              stop_on_empty_dataset=False)
+  elif c.oversample in ("balance", "none"):
+    ds = parsed.shuffle(c.shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+  else:
+    raise ValueError(f"oversample must be 'balance' or 'none', got {c.oversample!r}")
+  steps = total // batch_size
+  ds = ds.take(steps * batch_size).enumerate().skip(start_index)
+  ds = ds.map(lambda i, r: train_example(r, tf.stack([tf.cast(epoch_seed % (2**31), tf.int64),
+                                                      i]), c),
+              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_size: int,
+                 host: HostShard = HostShard()) -> tf.data.Dataset:
+  """Every track once, N clips each, in fixed-size batches; the last one padded (`mask` 0)."""
+  files = _host_files(files, host)
+  ds = _records(files, c).map(records.parse_track).map(
+      lambda r: {**eval_example(r, c), "mask": tf.constant(1, tf.int32)},
+      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.batch(batch_size).map(lambda b: _pad_batch(b, batch_size)).prefetch(2)
+
+
+def _pad_batch(batch, batch_size: int):
+  def pad(x):
+    missing = batch_size - tf.shape(x)[0]
+    paddings = [[0, missing]] + [[0, 0]] * (len(x.shape) - 1)
+    return tf.pad(x, paddings)
+  return tf.nest.map_structure(pad, batch)
+
+
+def shard_for_devices(batch, num_devices: int):
+  """numpy [B, ...] -> [num_devices, B // num_devices, ...] for pmap."""
+  def reshape(x):
+    x = np.asarray(x)
+    if x.shape[0] % num_devices:
+      raise ValueError(f"batch of {x.shape[0]} does not split over {num_devices} devices")
+    return x.reshape((num_devices, x.shape[0] // num_devices) + x.shape[1:])
+  return {k: reshape(v) for k, v in batch.items()}
+
+
+def iterate(ds: tf.data.Dataset, num_devices: int) -> Iterator[dict]:
+  """Numpy batches shaped for pmap; a DataLossError names the broken shard and record."""
+  iterator = ds.as_numpy_iterator()
+  while True:
+    try:
+      batch = next(iterator)
+    except StopIteration:
+      return
+    except tf.errors.DataLossError as e:
+      raise records.RecordError(
+          f"corrupt training data ({e.message.splitlines()[0]}); run "
+          "data.records.validate_shards on the shards to locate it, or set "
+          "input.skip_corrupt_records=True to skip and count such records") from None
+    yield shard_for_devices(batch, num_devices)

@@ -1,0 +1,180 @@
+"""FakeOut's input pipeline: the released log-mel, clip sampling, determinism, resume, sharding."""
+import librosa
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data import constants, records
+from fakeout_jax import input_pipeline as ip
+
+
+def _tf_mel_matrix_numpy(num_mel_bins, num_bins, sample_rate, lower_hz, upper_hz):
+  """TensorFlow's documented HTK mel weight matrix, written independently in numpy."""
+  hz_to_mel = lambda f: 1127.0 * np.log1p(np.asarray(f, np.float64) / 700.0)
+  bin_mels = hz_to_mel(np.linspace(0.0, sample_rate / 2, num_bins))[1:]  # DC row stays zero
+  edges = np.linspace(hz_to_mel(lower_hz), hz_to_mel(upper_hz), num_mel_bins + 2)
+  lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
+  rising = (bin_mels[:, None] - lower) / (center - lower)
+  falling = (upper - bin_mels[:, None]) / (upper - center)
+  weights = np.maximum(0.0, np.minimum(rising, falling))
+  return np.concatenate([np.zeros((1, num_mel_bins)), weights], axis=0)
+
+
+def _reference_log_mel(audio, mel_matrix):
+  """float64 numpy STFT (periodic Hann, no end padding) + librosa.power_to_db."""
+  frames = librosa.util.frame(np.asarray(audio, np.float64), frame_length=2048, hop_length=256,
+                              axis=0)
+  window = np.hanning(2049)[:-1]  # periodic Hann
+  spectrum = np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2
+  return librosa.power_to_db(spectrum @ mel_matrix, ref=np.max, amin=1e-16, top_db=80.0)
+
+
+def test_mel_matrix_is_tensorflows_documented_htk_matrix():
+  ours = ip.mel_matrix().numpy()
+  assert ours.shape == (1025, 80)
+  # TensorFlow builds the matrix in float32: 2e-5 absolute on weights of order 0.1-1.
+  np.testing.assert_allclose(ours, _tf_mel_matrix_numpy(80, 1025, 44100, 0.0, 22050.0),
+                             atol=2e-5, rtol=0)
+
+
+def test_log_mel_matches_an_independent_computation():
+  rng = np.random.default_rng(0)
+  t = np.arange(ip.AUDIO_WINDOW) / constants.SAMPLE_RATE
+  audio = (0.5 * np.sin(2 * np.pi * 220 * t * (1 + t)) + 0.05 * rng.standard_normal(t.size))
+  audio = audio.astype(np.float32)
+  ours = ip.log_mel_spectrogram(tf.constant(audio)).numpy()
+  assert ours.shape == (183, 80) == (ip.num_spectrogram_frames(), 80)
+  # Same weights, independent STFT / power / dB: within 1e-4 dB everywhere.
+  reference = _reference_log_mel(audio, ip.mel_matrix().numpy().astype(np.float64))
+  np.testing.assert_allclose(ours, reference, atol=1e-4, rtol=0)
+  # Fully independent (numpy mel matrix too): TF's float32 matrix adds up to ~2e-4 dB.
+  independent = _reference_log_mel(audio, _tf_mel_matrix_numpy(80, 1025, 44100, 0.0, 22050.0))
+  np.testing.assert_allclose(ours, independent, atol=5e-4, rtol=0)
+
+
+def test_log_mel_references_the_whole_tensor():
+  quiet, loud = 0.01 * np.ones(ip.AUDIO_WINDOW), np.sin(np.arange(ip.AUDIO_WINDOW) * 0.1)
+  both = ip.log_mel_spectrogram(tf.constant(np.stack([quiet, loud]), tf.float32)).numpy()
+  assert both[1].max() == pytest.approx(0.0) and both[0].max() < -20
+  assert both.min() >= -80.0 - 1e-4
+
+
+def test_silence_gives_zeros_like_the_released_dummy_audio():
+  out = ip.log_mel_spectrogram(tf.zeros([2, ip.AUDIO_WINDOW])).numpy()
+  np.testing.assert_array_equal(out, np.zeros_like(out))
+
+
+def test_linspace_starts_and_looping_match_the_released_sampler():
+  starts = ip.linspace_starts(300, 64, 5).numpy()
+  np.testing.assert_array_equal(starts, np.linspace(0, 300 - 64, 5).astype(int))
+  np.testing.assert_array_equal(ip.linspace_starts(40, 64, 3).numpy(), [0, 0, 0])
+  idx = ip.looped_indices(40, tf.constant([0, 10]), 32, 2).numpy()
+  np.testing.assert_array_equal(idx[0], np.arange(0, 64, 2) % 40)
+  np.testing.assert_array_equal(idx[1], np.arange(10, 74, 2) % 40)
+
+
+# ----------------------------------------------------------------------------------------------
+# Datasets from real shards
+
+
+def _write_shards(tmp_path, labels, frames=40, shards=2, audio=True):
+  paths = []
+  per_shard = int(np.ceil(len(labels) / shards))
+  for s in range(shards):
+    path = tmp_path / records.shard_name("train", s, shards)
+    with records.ShardWriter(path) as writer:
+      for i in range(s * per_shard, min(len(labels), (s + 1) * per_shard)):
+        value = (np.arange(frames) * 5 + i) % 250
+        track = records.TrackArrays(
+            frames_224=np.broadcast_to(value[:, None, None, None].astype(np.uint8),
+                                       (frames, 224, 224, 3)).copy(),
+            timestamps=np.arange(frames) / constants.FPS, detected=np.ones(frames, bool),
+            fps=constants.FPS,
+            audio=(np.sin(np.arange(frames * 1521) * 0.05 * (1 + i)) * 0.5).astype(np.float32)
+            if audio else None)
+        writer.write(records.serialize_track(track, records.TrackMetadata(
+            video_id=f"v{i:03d}", dataset="unit", label=labels[i])))
+    paths.append(str(path))
+  return paths
+
+
+def _small_config(**overrides):
+  c = ip.get_config()
+  c.num_frames, c.image_size, c.eval_num_clips, c.shuffle_buffer = 4, 32, 3, 8
+  c.update(overrides)
+  return c
+
+
+def test_train_batches_are_deterministic_and_resumable(tmp_path):
+  files = _write_shards(tmp_path, [0] * 3 + [1] * 9)
+  c = _small_config()
+  make = lambda start=0, seed=0: list(ip.train_dataset(
+      files, c, batch_size=4, seed=seed, epoch=1, start_index=start).as_numpy_iterator())
+  full, again, other = make(), make(), make(seed=1)
+  assert len(full) == 2 * 9 // 4  # minority class oversampled up to the majority's size
+  for a, b in zip(full, again):
+    np.testing.assert_array_equal(a["video"], b["video"])
+    np.testing.assert_array_equal(a["audio"], b["audio"])
+  assert any(not np.array_equal(a["video"], b["video"]) for a, b in zip(full, other))
+  resumed = make(start=4)
+  assert len(resumed) == len(full) - 1
+  for a, b in zip(full[1:], resumed):
+    np.testing.assert_array_equal(a["video"], b["video"])
+    np.testing.assert_array_equal(a["label"], b["label"])
+  batch = full[0]
+  assert batch["video"].shape == (4, 4, 32, 32, 3) and batch["video"].dtype == np.float32
+  assert batch["audio"].shape == (4, 183, 80, 1)
+  assert 0.0 <= batch["video"].min() and batch["video"].max() <= 1.0
+
+
+def test_oversampling_balances_classes(tmp_path):
+  files = _write_shards(tmp_path, [0] * 2 + [1] * 10, frames=8)
+  c = _small_config(num_frames=2, augment=False)
+  labels = np.concatenate([b["label"] for b in ip.train_dataset(
+      files, c, batch_size=4, seed=0, epoch=0).as_numpy_iterator()])
+  assert len(labels) == 20 and 6 <= labels.sum() <= 14
+  c.oversample = "none"
+  labels = np.concatenate([b["label"] for b in ip.train_dataset(
+      files, c, batch_size=4, seed=0, epoch=0).as_numpy_iterator()])
+  assert len(labels) == 12 and labels.sum() == 10
+
+
+def test_eval_clips_follow_the_released_offsets(tmp_path):
+  files = _write_shards(tmp_path, [0, 1, 1], frames=40, shards=1)
+  c = _small_config(augment=False)
+  batches = list(ip.eval_dataset(files, c, batch_size=2).as_numpy_iterator())
+  assert [b["mask"].tolist() for b in batches] == [[1, 1], [1, 0]]
+  video = batches[0]["video"]
+  assert video.shape == (2, 3, 4, 32, 32, 3)
+  starts = np.linspace(0, 40 - 4 * 2, 3).astype(int)
+  expected = ((starts[:, None] + np.arange(0, 8, 2)) * 5 + 0) % 250 / 255.0  # track 0's values
+  np.testing.assert_allclose(video[0, :, :, 0, 0, 0], expected, atol=2 / 255)
+  assert batches[0]["audio"].shape == (2, 3, 183, 80, 1)
+  assert batches[0]["video_id"].tolist() == [b"v000", b"v001"]
+
+
+def test_tracks_without_audio_get_zero_spectrograms(tmp_path):
+  files = _write_shards(tmp_path, [0, 1], audio=False, shards=1)
+  batch = next(ip.eval_dataset(files, _small_config(), batch_size=2).as_numpy_iterator())
+  assert batch["has_audio"].tolist() == [0, 0] and not batch["audio"].any()
+
+
+def test_hosts_read_disjoint_files(tmp_path):
+  files = _write_shards(tmp_path, [0, 1] * 4, shards=4)
+  c = _small_config(oversample="none", augment=False)
+  seen = []
+  for index in range(2):
+    host = ip.HostShard(index, 2)
+    for b in ip.eval_dataset(files, c, batch_size=1, host=host).as_numpy_iterator():
+      seen.append(b["video_id"][0])
+  assert sorted(seen) == [f"v{i:03d}".encode() for i in range(8)]
+  with pytest.raises(ValueError, match="cannot be split over 8 hosts"):
+    ip.train_dataset(files, c, batch_size=1, seed=0, epoch=0, host=ip.HostShard(0, 8))
+
+
+def test_shard_for_devices():
+  batch = {"video": np.zeros((4, 2)), "label": np.arange(4)}
+  out = ip.shard_for_devices(batch, 2)
+  assert out["video"].shape == (2, 2, 2) and out["label"].tolist() == [[0, 1], [2, 3]]
+  with pytest.raises(ValueError, match="does not split over 3 devices"):
+    ip.shard_for_devices(batch, 3)
