@@ -32,8 +32,10 @@ image/encoded               bytes    JPEG of the 224x224 RGB face aligned for Fa
 image_112/encoded           bytes    JPEG of the 112x112 face aligned to the ArcFace template
 frame/timestamp             float    presentation time (s) in the source video
 frame/detected              int64    1 when FaceMesh saw the face, 0 when interpolated
-frame/landmarks             bytes    float16 [478, 2] FaceMesh points in 224 aligned pixels
+frame/landmarks             bytes    float16 [478, 3] FaceMesh points in 224 aligned pixels
+                                     (x, y, and z on the same pixel scale)
 frame/transform             float    [6] row-major 2x3 similarity: source pixels -> 224
+frame/transform_112         float    [6] the same for the 112x112 ArcFace alignment
 ==========================  =======  ======================================================
 
 Why raw PCM rather than a spectrogram: the two detectors need different front ends (FakeOut's
@@ -57,6 +59,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 NUM_LANDMARKS = 478
+LANDMARK_DIMS = 3
 JPEG_QUALITY = 95
 
 
@@ -100,8 +103,9 @@ class TrackArrays:
   detected: np.ndarray                   # bool [T]
   fps: float
   frames_112: Optional[np.ndarray] = None  # uint8 [T, 112, 112, 3]
-  landmarks: Optional[np.ndarray] = None   # float [T, 478, 2] in 224 aligned pixels
-  transforms: Optional[np.ndarray] = None  # float [T, 2, 3]
+  landmarks: Optional[np.ndarray] = None   # float [T, 478, 3] in 224 aligned pixels
+  transforms: Optional[np.ndarray] = None  # float [T, 2, 3] source -> 224
+  transforms_112: Optional[np.ndarray] = None  # float [T, 2, 3] source -> 112
   audio: Optional[np.ndarray] = None       # float32 mono in [-1, 1] at 44.1 kHz
   audio_start_time: float = 0.0
 
@@ -115,9 +119,10 @@ class TrackArrays:
       size = constants.IDENTITY_FACE_SIZE
       expect["frames_112"] = (n, size, size, 3)
     if self.landmarks is not None:
-      expect["landmarks"] = (n, NUM_LANDMARKS, 2)
-    if self.transforms is not None:
-      expect["transforms"] = (n, 2, 3)
+      expect["landmarks"] = (n, NUM_LANDMARKS, LANDMARK_DIMS)
+    for name in ("transforms", "transforms_112"):
+      if getattr(self, name) is not None:
+        expect[name] = (n, 2, 3)
     wrong = [f"{k}: expected {v}, got {np.shape(getattr(self, k))}" for k, v in expect.items()
              if np.shape(getattr(self, k)) != v]
     if wrong:
@@ -199,13 +204,20 @@ def serialize_track(arrays: TrackArrays, meta: TrackMetadata,
       "frame/landmarks": feature_list(
           _bytes([np.asarray(p, "<f2").tobytes()]) for p in arrays.landmarks)
       if arrays.landmarks is not None else feature_list([]),
-      "frame/transform": feature_list(
-          _floats(np.asarray(m, np.float32).reshape(6)) for m in arrays.transforms)
-      if arrays.transforms is not None else feature_list([]),
+      "frame/transform": _transform_list(arrays.transforms),
+      "frame/transform_112": _transform_list(arrays.transforms_112),
   }
   example = tf.train.SequenceExample(context=tf.train.Features(feature=context),
                                      feature_lists=tf.train.FeatureLists(feature_list=lists))
   return example.SerializeToString()
+
+
+def _transform_list(transforms):
+  import tensorflow as tf
+  if transforms is None:
+    return tf.train.FeatureList(feature=[])
+  return tf.train.FeatureList(feature=[_floats(np.asarray(m, np.float32).reshape(6))
+                                       for m in transforms])
 
 
 def _context_spec():
@@ -232,6 +244,8 @@ def _sequence_spec():
       "frame/detected": tf.io.FixedLenSequenceFeature([], tf.int64),
       "frame/landmarks": tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True),
       "frame/transform": tf.io.FixedLenSequenceFeature([6], tf.float32, allow_missing=True),
+      "frame/transform_112": tf.io.FixedLenSequenceFeature([6], tf.float32,
+                                                           allow_missing=True),
   }
 
 
@@ -271,7 +285,7 @@ def decode_frames(encoded, indices=None, channels: int = 3):
 def decode_landmarks(encoded):
   import tensorflow as tf
   points = tf.io.decode_raw(encoded, tf.float16, little_endian=True)
-  return tf.reshape(tf.cast(points, tf.float32), [-1, NUM_LANDMARKS, 2])
+  return tf.reshape(tf.cast(points, tf.float32), [-1, NUM_LANDMARKS, LANDMARK_DIMS])
 
 
 # ----------------------------------------------------------------------------------------------

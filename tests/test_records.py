@@ -15,8 +15,9 @@ def _track(n=6, audio=True, seed=0):
       frames_112=np.full((n, 112, 112, 3), 100, np.uint8),
       timestamps=np.arange(n) / constants.FPS,
       detected=np.array([1, 0] * (n // 2), bool),
-      landmarks=rng.uniform(0, 224, (n, records.NUM_LANDMARKS, 2)),
+      landmarks=rng.uniform(0, 224, (n, records.NUM_LANDMARKS, 3)),
       transforms=np.tile(np.array([[1.0, 0, -5], [0, 1.0, 3]]), (n, 1, 1)),
+      transforms_112=np.tile(np.array([[0.5, 0, -2], [0, 0.5, 1]]), (n, 1, 1)),
       audio=np.sin(np.linspace(0, 100, 4410)).astype(np.float32) * 0.5 if audio else None,
       audio_start_time=0.25, fps=constants.FPS)
 
@@ -46,6 +47,8 @@ def test_roundtrip(tmp_path):
   landmarks = records.decode_landmarks(first["frame/landmarks"]).numpy()
   np.testing.assert_allclose(landmarks, track.landmarks, atol=0.13)  # float16 at 224 px
   np.testing.assert_allclose(first["frame/transform"].reshape(-1, 2, 3), track.transforms)
+  np.testing.assert_allclose(first["frame/transform_112"].reshape(-1, 2, 3),
+                             track.transforms_112)
   assert second["audio/has_audio"] == 0 and second["audio"].size == 0 and second["label"] == 0
 
 
