@@ -1,0 +1,180 @@
+"""A training run's working directory: its config, checkpoints, metrics and logs on disk.
+
+Both detectors' training commands use it, so that every table can be traced to the run that made
+it::
+
+  WORKDIR/
+    config.json            the full ConfigDict the run was started with (refuses another one)
+    checkpoints/latest/    orbax checkpoints every N steps and at the end (for resuming)
+    checkpoints/best/      the best checkpoint by the validation metric
+    metrics.jsonl          one JSON line per logged step / evaluation
+    tensorboard/           the same metrics as TensorBoard event files
+
+Multi-host: every process calls the same methods (orbax coordinates checkpoint writes); only
+process 0 writes config.json, metrics.jsonl and TensorBoard events.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import pathlib
+from typing import Any, Mapping, Optional
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+log = logging.getLogger(__name__)
+
+
+class WorkdirError(RuntimeError):
+  """The workdir belongs to another run (or is otherwise unusable); the message says why."""
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Training produced a NaN/inf loss; the last good checkpoint was kept."""
+
+
+def initialize_distributed(multi_host: bool) -> None:
+  """Multi-host JAX (TPU pod slices, multi-node GPU): one process per host, auto-configured.
+
+  On a TPU VM slice `jax.distributed.initialize()` finds its peers from the TPU metadata; on GPU
+  clusters it reads the coordinator address from the environment (SLURM or JAX_* variables).
+  """
+  if multi_host:
+    jax.distributed.initialize()
+  log.info("JAX process %d/%d, %d local / %d global devices (%s)", jax.process_index(),
+           jax.process_count(), jax.local_device_count(), jax.device_count(),
+           jax.devices()[0].platform)
+
+
+def _comparable(config: Mapping[str, Any]) -> dict:
+  """The config minus fields that may change between a run and its resumption."""
+  config = json.loads(json.dumps(config, default=str))
+  for key in ("workdir", "resume"):
+    config.pop(key, None)
+  return config
+
+
+class Workdir:
+  """Config bookkeeping, orbax checkpoints (latest + best), metrics; see the module docstring."""
+
+  def __init__(self, path: str | pathlib.Path, config: ml_collections.ConfigDict, *,
+               force: bool = False, keep_latest: int = 2, best_metric: Optional[str] = None,
+               best_mode: str = "max"):
+    self.path = pathlib.Path(path).absolute()
+    self.path.mkdir(parents=True, exist_ok=True)
+    self.is_writer = jax.process_index() == 0
+    self._check_config(config, force)
+    self.best_metric = best_metric
+    latest_options = ocp.CheckpointManagerOptions(max_to_keep=keep_latest, create=True,
+                                                  enable_async_checkpointing=False)
+    self.latest = ocp.CheckpointManager(self.path / "checkpoints" / "latest",
+                                        options=latest_options)
+    self.best = None
+    if best_metric:
+      best_options = ocp.CheckpointManagerOptions(
+          max_to_keep=1, create=True, best_fn=lambda m: m[best_metric], best_mode=best_mode,
+          keep_checkpoints_without_metrics=False, enable_async_checkpointing=False)
+      self.best = ocp.CheckpointManager(self.path / "checkpoints" / "best",
+                                        options=best_options)
+    self._summary_writer = None
+    self._metrics_file = None
+
+  # -- config ------------------------------------------------------------------------------------
+
+  def _check_config(self, config: ml_collections.ConfigDict, force: bool) -> None:
+    path = self.path / "config.json"
+    current = _comparable(config.to_dict())
+    if path.exists():
+      previous = _comparable(json.loads(path.read_text()))
+      has_checkpoints = any((self.path / "checkpoints").glob("*/*"))
+      if previous != current and has_checkpoints and not force:
+        changed = sorted(_diff_keys(previous, current))
+        raise WorkdirError(
+            f"{self.path} holds checkpoints of a run with another config (differs in: "
+            f"{', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}). Use a new "
+            "--workdir, or pass --force to train on top of them.")
+    if self.is_writer:
+      path.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str))
+
+  # -- checkpoints -------------------------------------------------------------------------------
+
+  def latest_step(self) -> Optional[int]:
+    return self.latest.latest_step()
+
+  def save(self, step: int, state: Any, extra: Optional[Mapping[str, Any]] = None,
+           metrics: Optional[Mapping[str, float]] = None) -> None:
+    """Saves `state` (a pytree of host arrays) and JSON `extra` (e.g. the data position)."""
+    args = ocp.args.Composite(state=ocp.args.StandardSave(state),
+                              extra=ocp.args.JsonSave(dict(extra or {})))
+    self.latest.save(step, args=args, force=True)
+    if self.best is not None and metrics is not None and self.best_metric in metrics:
+      value = float(metrics[self.best_metric])
+      if math.isfinite(value):
+        self.best.save(step, args=args, metrics={self.best_metric: value}, force=True)
+    self.latest.wait_until_finished()
+
+  def restore(self, abstract_state: Any, step: Optional[int] = None, which: str = "latest"):
+    """Returns (state, extra) of `step` (default: the newest) from 'latest' or 'best'."""
+    manager = self.latest if which == "latest" else self.best
+    if manager is None:
+      raise WorkdirError(f"{self.path} keeps no '{which}' checkpoints")
+    step = manager.latest_step() if step is None and which == "latest" else (
+        step if step is not None else manager.best_step())
+    if step is None:
+      raise WorkdirError(f"no '{which}' checkpoint in {self.path}")
+    restored = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), extra=ocp.args.JsonRestore()))
+    return restored["state"], dict(restored["extra"] or {})
+
+  # -- metrics -----------------------------------------------------------------------------------
+
+  def write_metrics(self, step: int, metrics: Mapping[str, Any], prefix: str = "") -> None:
+    if not self.is_writer:
+      return
+    scalars = {f"{prefix}{k}": float(np.asarray(v)) for k, v in metrics.items()
+               if np.ndim(v) == 0}
+    if self._metrics_file is None:
+      self._metrics_file = open(self.path / "metrics.jsonl", "a", buffering=1)
+    self._metrics_file.write(json.dumps({"step": int(step), **scalars}) + "\n")
+    import tensorflow as tf
+    if self._summary_writer is None:
+      self._summary_writer = tf.summary.create_file_writer(str(self.path / "tensorboard"))
+    with self._summary_writer.as_default(step=int(step)):
+      for key, value in scalars.items():
+        tf.summary.scalar(key, value)
+    self._summary_writer.flush()
+
+  def close(self) -> None:
+    self.latest.close()
+    if self.best is not None:
+      self.best.close()
+    if self._metrics_file is not None:
+      self._metrics_file.close()
+    if self._summary_writer is not None:
+      self._summary_writer.close()
+
+
+def check_finite(step: int, loss: float, workdir: Workdir) -> None:
+  """Stops the run on a NaN/inf loss, pointing at the last good checkpoint."""
+  if not math.isfinite(loss):
+    last = workdir.latest_step()
+    raise NonFiniteLossError(
+        f"loss became {loss} at step {step}; stopping. The last good checkpoint is step "
+        f"{last} in {workdir.path / 'checkpoints' / 'latest'}" if last is not None else
+        f"loss became {loss} at step {step}, before any checkpoint was written; stopping. Lower"
+        " the learning rate or check the input data.")
+
+
+def _diff_keys(a: Mapping, b: Mapping, prefix: str = "") -> set[str]:
+  keys = set()
+  for key in set(a) | set(b):
+    name = f"{prefix}{key}"
+    if isinstance(a.get(key), Mapping) and isinstance(b.get(key), Mapping):
+      keys |= _diff_keys(a[key], b[key], name + ".")
+    elif a.get(key) != b.get(key):
+      keys.add(name)
+  return keys
