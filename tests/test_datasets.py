@@ -3,10 +3,12 @@
 import json
 import logging
 
+import numpy as np
 import pytest
 
 from data import constants
 from data import datasets
+from data import video_writer
 from data.datasets import base
 from data.datasets import splits
 from tests import dataset_trees as trees
@@ -153,8 +155,11 @@ def _pairs_json(tmp_path, pairs):
 
 def test_ffpp_all_split_methods_and_local_split_file(tmp_path):
   trees.make_ffpp(tmp_path, methods=trees.FFPP_METHODS + ("FaceShifter",))
+  trees.touch(tmp_path / "manipulated_sequences/DeepFakeDetection/c23/videos/"
+              "01_02__exit_phone_room__YVGY8LOK.mp4")
   listing = datasets.list_videos("ffpp", tmp_path, "all", {"methods": "all"})
   assert listing.counts()["FaceShifter"] == 8 and listing.counts()["real"] == 8
+  assert "DeepFakeDetection" not in listing.counts()
   assert {r.split for r in listing} == {"all"}
   assert listing.skipped == 0
   # A split file next to the data wins over the bundled official split.
@@ -221,3 +226,16 @@ def test_deeperforensics_official_and_ffpp_protocols(tmp_path, caplog):
   assert [r.video_id for r in by_ffpp] == ["953_M101"]
   with pytest.raises(base.DatasetLayoutError, match="variants found: end_to_end"):
     datasets.list_videos("deeperforensics", dfo, "test", {"variant": "end_to_end_level_3"})
+
+
+def test_ffpp_audio_probe_reads_the_streams(tmp_path):
+  trees.make_ffpp(tmp_path, pairs=(("000", "001"),), methods=())
+  frames = [np.zeros((32, 32, 3), np.uint8)] * 3
+  video_writer.write_video(tmp_path / "original_sequences/youtube/c23/videos/000.mp4", frames,
+                           fps=25, audio=np.zeros(4410, np.float32))
+  video_writer.write_video(tmp_path / "original_sequences/youtube/c23/videos/001.mp4", frames,
+                           fps=25)
+  probed = {r.video_id: r.has_audio for r in datasets.list_videos(
+      "ffpp", tmp_path, "all", {"audio": "probe"})}
+  assert probed == {"000": True, "001": False}
+  assert base.has_audio_stream(tmp_path / "original_sequences/youtube/c23/videos/000.mp4")

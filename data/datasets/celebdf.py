@@ -100,6 +100,6 @@ class CelebDFAdapter(base.DatasetAdapter):
         fields = dict(identity=f"youtube-{stem}", source_id=stem)
       records.append(base.VideoRecord(
           video_path=str(path), label=label, video_id=rel, dataset=self.name, split=split,
-          category="fake" if label == constants.FAKE else folder, extra={"folder": folder},
+          category="fake" if label == constants.FAKE else "real", extra={"folder": folder},
           **fields))
     return records, missing

@@ -98,7 +98,8 @@ class FaceForensicsAdapter(base.DatasetAdapter):
     root: the folder holding original_sequences/ and manipulated_sequences/.
     compression: c23 (default), c40, raw (or c0).
     methods: manipulation folders to list (default the four of FakeOut); 'all' = every folder
-      under manipulated_sequences/.
+      under manipulated_sequences/ except DeepFakeDetection (a separate set with its own
+      actor videos, not FF++ pairs).
     split_json: an FF++-style pairs json used for the requested split instead of the official
       one (also found automatically at ``<root>/splits/<split>.json``).
     include_real: list the original sequences too.
@@ -133,8 +134,10 @@ class FaceForensicsAdapter(base.DatasetAdapter):
   def _methods(self) -> tuple[str, ...]:
     if self.methods == ("all",):
       folder = self.root / MANIPULATED_DIR
-      return tuple(sorted(p.name for p in folder.iterdir() if p.is_dir())) if folder.is_dir() \
-          else ()
+      if not folder.is_dir():
+        return ()
+      return tuple(sorted(p.name for p in folder.iterdir()
+                          if p.is_dir() and p.name != "DeepFakeDetection"))
     return self.methods
 
   def split_pairs(self, split: str) -> Optional[list[tuple[str, str]]]:
