@@ -1,0 +1,1 @@
+"""ml_collections configs of FakeOut: the model sub-config (model.py) and, later, experiments."""

@@ -1,0 +1,37 @@
+"""FakeOut's networks in Flax: the MMV backbones, MMV's projection heads and FakeOut's head."""
+from fakeout_jax.models.audio_resnet import AudioResNetV2
+from fakeout_jax.models.batch_norm import CrossReplicaBatchNorm
+from fakeout_jax.models.fakeout import FakeOut
+from fakeout_jax.models.fakeout import FakeOutHead
+from fakeout_jax.models.mmv_heads import MMVHeads
+from fakeout_jax.models.tsm_resnet import TSMResNetV2
+from fakeout_jax.models.tsm_resnet import temporal_shift
+
+__all__ = ["AudioResNetV2", "CrossReplicaBatchNorm", "FakeOut", "FakeOutHead", "MMVHeads",
+           "TSMResNetV2", "create_model", "temporal_shift"]
+
+
+def create_model(config, **overrides) -> FakeOut:
+  """Builds the FakeOut module from a model config (fakeout_jax.configs.model.get_config).
+
+  ``overrides`` set module attributes directly, e.g. ``axis_name='batch'`` from the training
+  code, which owns the pmap axis.
+  """
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  kwargs = dict(
+      width_mult=config.width_mult,
+      modality=config.modality,
+      head_activation=config.head.activation,
+      head_hidden=tuple(config.head.hidden),
+      num_classes=config.head.num_classes,
+      compute_embeddings=config.compute_embeddings,
+      use_text=config.use_text,
+      shift_fraction=config.channel_shift_fraction,
+      bn_decay=config.bn.decay,
+      bn_epsilon=config.bn.epsilon,
+      axis_name=config.get("axis_name"),
+      dtype=jnp.dtype(config.dtype),
+  )
+  kwargs.update(overrides)
+  return FakeOut(**kwargs)
