@@ -1,0 +1,271 @@
+"""``python -m data.facetrack VIDEO_OR_DIR --out DIR``: track faces in many videos.
+
+Each input becomes, under --out (mirroring its folder below the input root),
+``name.mp4`` + ``name.npz`` (one face) or ``name@part1.mp4`` + ``name@part1.npz``, ... (several),
+and one line of ``manifest.jsonl``: status ok / no_face / error, the reason code and message,
+the tracks, frame rate, duration and timings. Worker processes (spawned, one MTCNN and
+FaceMesh each) take one video at a time; a bad file is recorded and the batch goes on; a worker
+that crashes is replaced and its videos retried once. A re-run skips inputs that are done
+(manifest line ok / no_face with the outputs present, or complete outputs on disk, including
+@partN ones) and retries the others. The exit status is 1 if any input ended in error.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import datetime
+import json
+import logging
+import multiprocessing
+import os
+import pathlib
+import sys
+import time
+import traceback
+from concurrent.futures.process import BrokenProcessPool
+from typing import Optional
+
+from data import constants
+from data import logs
+from data import video
+from data.facetrack import output
+from data.facetrack import pipeline
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv",
+                  ".wmv", ".3gp", ".ts")
+MANIFEST = "manifest.jsonl"
+DONE = ("ok", "no_face")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+  video_id: str
+  path: str
+
+
+def find_inputs(source: pathlib.Path) -> tuple:
+  """(root, jobs): one file, or every video file below a folder (sorted)."""
+  if source.is_file():
+    return source.parent, [Job(source.stem, str(source))]
+  if not source.is_dir():
+    raise SystemExit(f"error: {source} is neither a video file nor a folder")
+  files = sorted(p for p in source.rglob("*")
+                 if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+                 and output.PARTIAL_DIR not in p.parts)
+  return source, [Job(p.relative_to(source).with_suffix("").as_posix(), str(p)) for p in files]
+
+
+def read_manifest(path: pathlib.Path) -> dict:
+  """Last line per input id (a torn last line from a crash is ignored)."""
+  lines = {}
+  if path.is_file():
+    for text in path.read_text().splitlines():
+      try:
+        entry = json.loads(text)
+      except json.JSONDecodeError:
+        continue
+      if isinstance(entry, dict) and "input" in entry:
+        lines[entry["input"]] = entry
+  return lines
+
+
+def is_done(entry: Optional[dict], out_dir: pathlib.Path, video_id: str) -> Optional[dict]:
+  """A manifest entry if the input needs no work, else None."""
+  if entry is not None and entry.get("status") in DONE:
+    files = [t[key] for t in entry.get("tracks", []) for key in ("mp4", "sidecar")]
+    if all((out_dir / f).is_file() for f in files):
+      return entry
+  found = output.existing_outputs(out_dir, video_id)
+  if found:
+    return {"input": video_id, "status": "ok", "reason": None,
+            "message": "outputs already on disk; not re-run",
+            "tracks": [{"name": p.relative_to(out_dir).with_suffix("").as_posix(),
+                        "mp4": p.relative_to(out_dir).as_posix(),
+                        "sidecar": p.with_suffix(".npz").relative_to(out_dir).as_posix()}
+                       for p in found]}
+  return None
+
+
+# ---------------------------------------------------------------------------------- workers
+
+_TRACKER = None
+
+
+def _init_worker(options: pipeline.TrackerOptions, threads: int, verbose: bool) -> None:
+  global _TRACKER
+  logs.setup(verbose)
+  os.environ["OMP_NUM_THREADS"] = str(threads)
+  import cv2
+  cv2.setNumThreads(threads)
+  import tensorflow as tf
+  try:
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+  except RuntimeError:  # TensorFlow already initialised in this process
+    pass
+  _TRACKER = pipeline.FaceTracker(options)
+
+
+def process(job: Job, out_dir: str) -> dict:
+  """Tracks one input; always returns a manifest line (never raises for a bad video)."""
+  start = time.perf_counter()
+  entry = {"input": job.video_id, "path": job.path, "status": "error", "reason": None,
+           "message": None, "tracks": [], "fps": constants.FPS, "worker": os.getpid()}
+  try:
+    entry.update(output.track_to_files(_TRACKER, job.path, job.video_id, out_dir))
+    entry["status"] = "ok"
+  except pipeline.NoFaceError as e:
+    entry.update(status="no_face", reason=e.reason, message=str(e))
+  except video.VideoError as e:
+    entry.update(reason=e.reason, message=str(e))
+  except Exception as e:  # noqa: BLE001 - one bad input must not stop the batch
+    entry.update(reason="internal_error", message=f"{type(e).__name__}: {e}",
+                 traceback=traceback.format_exc(limit=6))
+  entry.setdefault("timings", {})["total_s"] = round(time.perf_counter() - start, 3)
+  entry["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
+  return entry
+
+
+# ------------------------------------------------------------------------------------ driver
+
+class Manifest:
+  """Appends lines as results arrive (crash-safe); compacts to one line per input at the end."""
+
+  def __init__(self, path: pathlib.Path):
+    self.path = path
+    self.entries = read_manifest(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    self._file = open(path, "a")
+
+  def write(self, entry: dict) -> None:
+    self.entries[entry["input"]] = entry
+    self._file.write(json.dumps(entry, sort_keys=True) + "\n")
+    self._file.flush()
+    os.fsync(self._file.fileno())
+
+  def close(self) -> None:
+    self._file.close()
+    temporary = self.path.with_suffix(".jsonl.tmp")
+    with open(temporary, "w") as f:
+      for entry in self.entries.values():
+        f.write(json.dumps(entry, sort_keys=True) + "\n")
+    os.replace(temporary, self.path)
+
+
+def run(jobs: list, out_dir: pathlib.Path, options: pipeline.TrackerOptions, *,
+        workers: int, manifest: Manifest, verbose: bool = False, progress=None) -> list:
+  """Processes `jobs`; returns their manifest entries (order of completion)."""
+  results = []
+
+  def record(entry):
+    manifest.write(entry)
+    results.append(entry)
+    if progress is not None:
+      progress.update(1)
+      progress.set_postfix_str(f"{entry['input']}: {entry['status']}", refresh=False)
+
+  if workers == 0:  # in this process (debugging, tests)
+    _init_worker(options, max(1, os.cpu_count() or 1), verbose)
+    for job in jobs:
+      record(process(job, str(out_dir)))
+    return results
+
+  threads = max(1, (os.cpu_count() or 1) // workers)
+  pending, retried = list(jobs), set()
+  while pending:
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_init_worker,
+        initargs=(options, threads, verbose)) as pool:
+      futures = {pool.submit(process, job, str(out_dir)): job for job in pending}
+      pending = []
+      for future in concurrent.futures.as_completed(futures):
+        job = futures[future]
+        try:
+          record(future.result())
+        except BrokenProcessPool:
+          # A worker died (e.g. a native crash); which video caused it is unknown, so every
+          # video still in flight is retried once in a fresh pool, then recorded as failed.
+          if job.video_id in retried:
+            record({"input": job.video_id, "path": job.path, "status": "error",
+                    "reason": "worker_crashed", "tracks": [],
+                    "message": f"{job.path}: the worker process died twice while processing"
+                               " it (native crash or out of memory)"})
+          else:
+            retried.add(job.video_id)
+            pending.append(job)
+  return results
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(
+      prog="python -m data.facetrack", description=__doc__.split("\n\n")[0],
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  parser.add_argument("source", type=pathlib.Path, help="a video file or a folder of videos")
+  parser.add_argument("--out", type=pathlib.Path, required=True, help="output folder")
+  parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2),
+                      help="worker processes (0: run in this process)")
+  parser.add_argument("--max-faces", type=int, default=2, help="at most this many tracks")
+  parser.add_argument("--stride", type=int, default=3, help="MTCNN on every k-th frame")
+  parser.add_argument("--crop-mode", choices=("static", "follow"), default="static",
+                      help="static: one union crop per face (authors); follow: crop follows")
+  parser.add_argument("--detect-max-side", type=int, default=640,
+                      help="shrink frames to this longer side for MTCNN (0: full size)")
+  parser.add_argument("--max-seconds", type=float, default=0,
+                      help="only the first seconds of each video (0: all)")
+  parser.add_argument("--min-detected-fraction", type=float, default=0.2,
+                      help="drop tracks FaceMesh saw in fewer frames than this")
+  parser.add_argument("--manifest", type=pathlib.Path, default=None,
+                      help=f"manifest path (default: OUT/{MANIFEST})")
+  parser.add_argument("--force", action="store_true", help="re-run inputs that are done")
+  parser.add_argument("-v", "--verbose", action="store_true")
+  args = parser.parse_args(argv)
+  if args.workers < 0 or args.max_faces < 1 or args.stride < 1:
+    parser.error("--workers must be >= 0, --max-faces and --stride >= 1")
+  return args
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  logs.setup(args.verbose)
+  from tqdm import tqdm
+  options = pipeline.TrackerOptions(
+      stride=args.stride, max_faces=args.max_faces, crop_mode=args.crop_mode,
+      detect_max_side=args.detect_max_side or None, max_seconds=args.max_seconds or None,
+      min_detected_fraction=args.min_detected_fraction)
+  root, jobs = find_inputs(args.source)
+  out_dir = args.out.resolve()
+  manifest = Manifest(args.manifest or out_dir / MANIFEST)
+  todo, skipped, seen = [], 0, {}
+  for job in jobs:
+    if job.video_id in seen:
+      manifest.write({"input": job.video_id + pathlib.Path(job.path).suffix, "path": job.path,
+                      "status": "error", "reason": "duplicate_name", "tracks": [],
+                      "message": f"{job.path}: {seen[job.video_id]} already maps to the output"
+                                 f" name {job.video_id!r}; rename one of them"})
+      continue
+    seen[job.video_id] = job.path
+    entry = manifest.entries.get(job.video_id)
+    done = None if args.force else is_done(entry, out_dir, job.video_id)
+    if done is not None:
+      skipped += 1
+      if job.video_id not in manifest.entries:
+        manifest.write(dict(done, path=job.path))
+      continue
+    todo.append(job)
+  log.info("%d inputs under %s: %d to do, %d already done", len(jobs), root, len(todo), skipped)
+  try:
+    with tqdm(total=len(todo), desc="facetrack", unit="video", file=sys.stderr) as progress:
+      results = run(todo, out_dir, options, workers=args.workers, manifest=manifest,
+                    verbose=args.verbose, progress=progress)
+  finally:
+    manifest.close()
+  failed = [e for e in manifest.entries.values() if e.get("status") == "error"]
+  counts = {s: sum(e["status"] == s for e in results) for s in ("ok", "no_face", "error")}
+  log.info("done: %s this run, %d skipped; manifest %s", counts, skipped, manifest.path)
+  for entry in failed:
+    log.error("%s: %s (%s)", entry["input"], entry.get("reason"), entry.get("message"))
+  return 1 if failed else 0
