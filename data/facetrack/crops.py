@@ -8,9 +8,9 @@ The authors' logic (FacePipe; constants in `Thresholds`):
   One: single mode. More: multi-face mode, at most `max_faces` (2) tracks.
 * Single mode: the first box seeds the region; a frame's largest box, if confident (> 0.99),
   is accepted when its area is within 0.6-1.4x of the last accepted one.
-* Multi-face mode: the faces of the first frame showing that many confident (> 0.99) faces fix
-  one area each. A later box belongs to an area when its centre is within 20% of the frame's
-  width and height of the area's centre and either it is very confident and of main-face size,
+* Multi-face mode: the faces of the first frame showing that many people fix one area each.
+  A later box belongs to an area when its centre is within 20% of the frame's width and
+  height of the area's centre and either it is very confident and of main-face size,
   or (fallback) it is very confident or fairly confident (> 0.95) and of main-face size, and
   within 0.6-1.4x of the area's last accepted box.
 * Boxes are squared (side = max(w, h)), enlarged 1.8x about their centre, clipped to the frame.
@@ -23,10 +23,13 @@ Crop modes:
   picture then stays large in its crop, which FaceMesh needs to find it again after losing it;
   the static union of a moving face is mostly background.
 
-One deliberate difference from the released code, which never updates the "last accepted
-area" of the multi-face fallback (so the fallback cannot fire): we update it on every accepted
-box, as the paper's description implies. When no frame shows the counted number of
-confident faces (the released code then fails), we take the first frame with the most.
+Deliberate differences from the released code:
+* It never updates the "last accepted area" of the multi-face fallback, so the fallback cannot
+  fire; we update it on every accepted box, as the paper's description implies.
+* It takes the areas from the first frame with that many faces of confidence > 0.99 whatever
+  their size, which can make a small confident background face an area in place of a counted
+  person; we take them among the faces that were counted as people. When no frame shows the
+  counted number (the released code then fails), we take the first frame with the most.
 """
 from __future__ import annotations
 
@@ -107,23 +110,28 @@ def count_people(detections: Detections, main_area: Optional[float], t: Threshol
   for boxes, weight in zip(detections.boxes, detections.frame_weights()):
     if not len(boxes) or not weight:
       continue
-    count = sum(1 for box in boxes if box[4] > t.base or
-                (box[4] > t.counting and _within(_area(box), main_area, t.main_size)))
-    histogram[count] += weight
+    histogram[len(_counted(boxes, main_area, t))] += weight
   if not histogram:
     return 0
   return max(histogram, key=histogram.__getitem__)   # Counter keeps first-seen order on ties
 
 
-def _areas(detections: Detections, people: int, t: Thresholds) -> list:
-  """The boxes of the first frame showing `people` confident faces (else the most)."""
+def _counted(boxes, main_area: Optional[float], t: Thresholds) -> list:
+  """The boxes that count as people: very confident, or fairly confident of main-face size."""
+  return [box for box in boxes if box[4] > t.base or
+          (box[4] > t.counting and _within(_area(box), main_area, t.main_size))]
+
+
+def _areas(detections: Detections, people: int, main_area: Optional[float],
+           t: Thresholds) -> list:
+  """The counted faces of the first frame showing `people` of them (else the most)."""
   best = []
   for boxes in detections.boxes:
-    confident = [box for box in boxes if box[4] > t.confident]
-    if len(confident) == people:
-      return confident
-    if len(confident) > len(best):
-      best = confident
+    counted = _counted(boxes, main_area, t)
+    if len(counted) == people:
+      return counted
+    if len(counted) > len(best):
+      best = counted
   return best
 
 
@@ -216,7 +224,7 @@ def plan_crops(detections: Detections, *, max_faces: int = 2, mode: str = "stati
   if people <= 1 or max_faces <= 1:
     plan = _single(detections, t, mode)
     return [plan] if plan is not None else []
-  areas = _areas(detections, people, t)
+  areas = _areas(detections, people, main_area, t)
   if len(areas) <= 1:
     plan = _single(detections, t, mode)
     return [plan] if plan is not None else []

@@ -114,9 +114,10 @@ def track_name(video_id: str, plan_multi: bool, part: int) -> str:
 class FaceTracker:
   """Runs the pipeline; holds one MTCNN (create one per process and reuse it)."""
 
-  def __init__(self, options: TrackerOptions = TrackerOptions()):
+  def __init__(self, options: TrackerOptions = TrackerOptions(),
+               detector: Optional[detect_lib.FaceDetector] = None):
     self.options = options
-    self._detector = None
+    self._detector = detector      # may be shared between trackers with different options
 
   @property
   def detector(self) -> detect_lib.FaceDetector:
