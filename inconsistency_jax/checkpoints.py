@@ -480,22 +480,21 @@ def insert_pretrained(variables: dict, *, adaface: Optional[dict] = None,
   if whisper_variables is not None:
     sources.append((("audio_encoder", "whisper"), whisper_variables))
   for prefix, tree in sources:
-    missing, misshaped = [], []
+    unexpected, misshaped = [], []
     for (collection, *path), value in flax.traverse_util.flatten_dict(tree).items():
       key = (collection,) + prefix + tuple(path)
       if key not in flat:
-        missing.append("/".join(key))
+        unexpected.append("/".join(key))
       elif tuple(flat[key].shape) != tuple(np.shape(value)):
         misshaped.append(f"{'/'.join(key)}: detector {tuple(flat[key].shape)}, checkpoint "
                          f"{tuple(np.shape(value))}")
       else:
         flat[key] = jnp.asarray(value, flat[key].dtype)
-    expected = [key for key in flat if key[1:3] == prefix]
     copied = {(c,) + prefix + tuple(p) for (c, *p) in flax.traverse_util.flatten_dict(tree)}
-    not_covered = ["/".join(key) for key in expected if key not in copied]
-    if missing or misshaped or not_covered:
+    missing = ["/".join(key) for key in flat if key[1:3] == prefix and key not in copied]
+    if missing or unexpected or misshaped:
       raise CheckpointMismatchError(
-          f"converted {'/'.join(prefix)} weights", "the detector config", not_covered, missing,
+          f"converted {'/'.join(prefix)} weights", "the detector config", missing, unexpected,
           misshaped, "Check that the model config's arch/widths or Whisper size match the "
           "converted checkpoint (its info.json).")
   return flax.traverse_util.unflatten_dict(flat)

@@ -1,5 +1,6 @@
 """Flax networks of the inconsistency detector against PyTorch references (fixtures from
 tools/make_inconsistency_fixtures.py), plus shapes, masks, bad inputs and pmap batch norm."""
+import json
 import pathlib
 
 import flax.traverse_util
@@ -213,3 +214,22 @@ def test_batch_norm_statistics_are_shared_across_pmap_devices():
                                                     mutable=["batch_stats"]))(
       faces.reshape((-1,) + faces.shape[2:]))
   np.testing.assert_allclose(means[0], single["batch_stats"]["stem_bn"]["mean"], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_full_size_networks_run_on_converted_key_lists(shared_reference):
+  """Released layouts (zero weights from the key lists) drive full-size forwards."""
+  folder = shared_reference / "inconsistency"
+  keys = json.loads((folder / "adaface_ir50_state_dict.json").read_text())
+  raw = {"state_dict": {f"model.{k}": np.full(s, 0.5 if "var" in k else 0.01, np.float32)
+                        for k, (s, _) in keys.items()}}
+  conversion = checkpoints.convert_adaface("ir50.ckpt", "ir_50", raw=raw)
+  feature, norm = jax.jit(iresnet.IResNet(arch="ir_50").apply)(
+      conversion.variables, jnp.ones((2, 112, 112, 3)))
+  assert feature.shape == (2, 512) and norm.shape == (2, 1)
+  keys = json.loads((folder / "whisper_tiny_encoder_state_dict.json").read_text())
+  raw = {k: np.full(s, 0.01, np.float32) for k, (s, _) in keys.items()}
+  conversion = checkpoints.convert_whisper("tiny.pt", raw=raw)
+  tokens = jax.jit(whisper.WhisperEncoder.from_size("tiny").apply)(
+      conversion.variables, jnp.zeros((1, 3000, 80)))
+  assert tokens.shape == (1, 1500, 384) and np.all(np.isfinite(tokens))

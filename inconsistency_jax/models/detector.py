@@ -153,6 +153,9 @@ def build_detector(config: ml_collections.ConfigDict, dtype: Any = jnp.float32,
   ``bn_axis_name`` overrides ``config.bn_axis_name`` (e.g. 'batch' inside ``jax.pmap``).
   """
   axis = bn_axis_name if bn_axis_name is not None else config.get("bn_axis_name")
+  if config.audio.context not in ("window", "full"):
+    raise ValueError(f"audio.context must be 'window' (Whisper on the window only) or 'full' "
+                     f"(30-s padded input), got {config.audio.context!r}")
   dims = whisper_dims(config.audio)
   audio = AudioEncoder(
       embed_dim=config.embed_dim, n_mels=dims.n_mels, whisper_width=dims.width,

@@ -12,16 +12,16 @@ encoder. Architecture (all sizes):
 * a final LayerNorm (``ln_post``). All LayerNorms use epsilon 1e-5.
 
 Context length, a trade-off. Whisper was trained only on 30-s inputs (zero-padded after the
-speech), and the reference asserts 3000 frames. ``allow_shorter_context=False`` keeps that rule:
-feed ``log_mel_spectrogram(pad_or_trim(window))`` and pool over the tokens that cover the window;
-the features are those of the pre-trained model, but every window costs a full 30-s pass.
-``allow_shorter_context=True`` accepts any length up to
-30 s and adds only the first ``frames // 2`` rows of the position table (the same rows a padded
-input would use for those tokens): compute shrinks with the window (at least 30x for 1-s
-windows, the attention part quadratically), but the tokens no longer attend to the padded tail,
-so the features differ from those of the pre-trained model on the padded input, a shift of
-input distribution the pre-trained weights never saw. The detector fine-tunes every layer,
-which can absorb that shift, so the model config defaults to short contexts and documents it.
+speech), and the reference asserts 3000 frames. ``allow_shorter_context=False`` keeps that
+rule: feed ``log_mel_spectrogram(pad_or_trim(window))`` and pool over the tokens that cover the
+window; the features are those of the pre-trained model, but every window costs a full 30-s
+pass. ``allow_shorter_context=True`` accepts any length up to 30 s and adds only the first
+``frames // 2`` rows of the position table (the rows a padded input would use for those
+tokens): compute shrinks with the window (at least 30x for 1-s windows, the attention part
+quadratically), but the tokens no longer attend to the padded tail, so the features differ from
+those of the pre-trained model on the padded input, a shift of input distribution the
+pre-trained weights never saw. The detector fine-tunes every layer, which can absorb that shift,
+so the model config defaults to short contexts and documents it.
 
 The position table is a parameter so that checkpoints load bit for bit; Whisper never trains it,
 and :func:`inconsistency_jax.models.detector.trainable_mask` marks it frozen for the optimiser.
