@@ -4,7 +4,8 @@ Accepted sources (users download them; see the README for where):
 
 * AdaFace PyTorch Lightning ``.ckpt`` (``{'state_dict': {'model.<key>': ..., 'head.<key>': ...}}``):
   ``model.`` is stripped, ``head.*`` (the margin classifier) is ignored;
-* CVLface AdaFace IR-101 ``model.safetensors`` (keys nested under ``net.``);
+* CVLface AdaFace IR-101 (HuggingFace ``minchul/cvlface_adaface_ir101_*``): its
+  ``pretrained_model/model.pt`` (keys under ``net.``) or ``model.safetensors`` (``model.net.``);
 * a bare IResNet ``state_dict`` (no prefix), saved with ``torch.save``;
 * Whisper, OpenAI ``.pt`` (``{'dims': {...}, 'model_state_dict': {...}}``), ``encoder.*`` kept and
   ``decoder.*`` ignored;
@@ -188,7 +189,7 @@ class Conversion:
 
 
 def convert_state_dict(state_dict: dict, target_shapes: dict, rules, *, source: str,
-                       model: str, tensors=None, ignored_prefixes=(), hint: str = "",
+                       model: str, tensors=None, hint: str = "",
                        info: Optional[dict] = None) -> Conversion:
   """Maps a flat PyTorch state dict onto Flax variables of the given shapes.
 
@@ -198,17 +199,13 @@ def convert_state_dict(state_dict: dict, target_shapes: dict, rules, *, source: 
     rules: (regex, template, kind) module rules such as ``ADAFACE_RULES``.
     source, model: names for messages.
     tensors: whole-tensor rules {key: (collection, name, layout)}.
-    ignored_prefixes: keys starting with these are dropped on purpose (e.g. ``decoder.``).
-    hint: appended to the error message (e.g. which architecture the checkpoint looks like).
+    hint: added to the error message (e.g. which architecture the checkpoint looks like).
   Raises:
     CheckpointMismatchError: listing every missing, unexpected and mis-shaped entry.
   """
   produced, mapped, ignored, unexpected, misshaped = {}, [], [], [], []
   attempted = set()
   for key, value in state_dict.items():
-    if any(key.startswith(prefix) for prefix in ignored_prefixes):
-      ignored.append(key)
-      continue
     target = _map_key(key, rules, tensors)
     if target is _IGNORED:
       ignored.append(key)
@@ -282,10 +279,15 @@ def adaface_state_dict(raw: Any, where: str) -> tuple[dict, list]:
   state_dict = _flat_arrays(raw, where)
   ignored = [key for key in state_dict if key.startswith("head.")]
   state_dict = {key: value for key, value in state_dict.items() if not key.startswith("head.")}
-  for prefix in ("model.", "net."):
-    if state_dict and all(key.startswith(prefix) for key in state_dict):
-      state_dict = _strip_prefix(state_dict, prefix)
-      break
+  # Lightning: model.*; CVLface pretrained_model/model.pt: net.*; its HF model.safetensors:
+  # model.net.*.
+  stripped = True
+  while stripped:
+    stripped = False
+    for prefix in ("model.", "net."):
+      if state_dict and all(key.startswith(prefix) for key in state_dict):
+        state_dict = _strip_prefix(state_dict, prefix)
+        stripped = True
   return state_dict, ignored
 
 

@@ -33,13 +33,14 @@ def _zeros(key_list, prefix=""):
 @pytest.mark.parametrize("name,arch,prefix", [
     ("adaface_ir50_state_dict.json", "ir_50", "model."),   # AdaFace Lightning .ckpt
     ("adaface_ir101_state_dict.json", "ir_101", "model."),
-    ("adaface_ir101_state_dict.json", "ir_101", "net."),   # CVLface safetensors
+    ("adaface_ir101_state_dict.json", "ir_101", "net."),   # CVLface pretrained_model/model.pt
+    ("adaface_ir101_state_dict.json", "ir_101", "model.net."),  # CVLface model.safetensors
 ])
 def test_adaface_key_lists_are_fully_covered(shared_reference, name, arch, prefix):
   keys = _key_list(shared_reference, name)
   state_dict = _zeros(keys, prefix)
   raw = {"state_dict": dict(state_dict, **{"head.kernel": np.zeros((512, 7), np.float32)})}
-  if prefix == "net.":
+  if "net." in prefix:
     raw = state_dict
   conversion = checkpoints.convert_adaface(f"{arch}{prefix}ckpt", arch, raw=raw)
   mapped = {key for key, *_ in conversion.mapped}
