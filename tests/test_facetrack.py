@@ -4,6 +4,7 @@ MTCNN runs on CPU with TensorFlow, so the videos are short and small and one det
 by every test of this module.
 """
 import json
+import os
 import shutil
 
 import numpy as np
@@ -378,4 +379,29 @@ def test_cli_worker_processes(videos, tmp_path):
   manifest = _manifest(out)
   assert manifest["room"]["status"] == "no_face"
   assert manifest["broken"]["reason"] == "truncated"
-  assert manifest["room"]["worker"] != __import__("os").getpid()
+  assert manifest["room"]["worker"] != os.getpid()
+
+
+def _crashing_task(job, out_dir):
+  """A worker task that dies like a native crash on one input (module level: spawned)."""
+  if job.video_id == "crash":
+    os._exit(3)
+  return {"input": job.video_id, "path": job.path, "status": "ok", "tracks": []}
+
+
+def _no_setup(options, threads, verbose):
+  del options, threads, verbose
+
+
+def test_a_crashing_worker_is_replaced_and_the_input_recorded(tmp_path):
+  jobs = [cli.Job(name, f"{name}.mp4") for name in ("first", "crash", "second", "third")]
+  manifest = cli.Manifest(tmp_path / "manifest.jsonl")
+  results = cli.run(jobs, tmp_path, pipeline.TrackerOptions(), workers=2, manifest=manifest,
+                    task=_crashing_task, initializer=_no_setup)
+  manifest.close()
+  entries = {e["input"]: e for e in results}
+  assert set(entries) == {"first", "crash", "second", "third"}
+  assert entries["crash"]["status"] == "error"
+  assert entries["crash"]["reason"] == "worker_crashed"
+  assert all(entries[name]["status"] == "ok" for name in ("first", "second", "third"))
+  assert len(_manifest(tmp_path)) == 4

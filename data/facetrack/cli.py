@@ -4,14 +4,16 @@ Each input becomes, under --out (mirroring its folder below the input root),
 ``name.mp4`` + ``name.npz`` (one face) or ``name@part1.mp4`` + ``name@part1.npz``, ... (several),
 and one line of ``manifest.jsonl``: status ok / no_face / error, the reason code and message,
 the tracks, frame rate, duration and timings. Worker processes (spawned, one MTCNN and
-FaceMesh each) take one video at a time; a bad file is recorded and the batch goes on; a worker
-that crashes is replaced and its videos retried once. A re-run skips inputs that are done
+FaceMesh each) take one video at a time; a bad file is recorded and the batch goes on; when a
+worker dies (native crash, out of memory) the videos in flight are retried one by one, so only
+the one that kills its worker is recorded as failed. A re-run skips inputs that are done
 (manifest line ok / no_face with the outputs present, or complete outputs on disk, including
 @partN ones) and retries the others. The exit status is 1 if any input ended in error.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import concurrent.futures
 import dataclasses
 import datetime
@@ -95,18 +97,12 @@ _TRACKER = None
 
 
 def _init_worker(options: pipeline.TrackerOptions, threads: int, verbose: bool) -> None:
+  """One tracker per worker process; its MTCNN loads with the first video that needs it."""
   global _TRACKER
   logs.setup(verbose)
-  os.environ["OMP_NUM_THREADS"] = str(threads)
   import cv2
   cv2.setNumThreads(threads)
-  import tensorflow as tf
-  try:
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
-  except RuntimeError:  # TensorFlow already initialised in this process
-    pass
-  _TRACKER = pipeline.FaceTracker(options)
+  _TRACKER = pipeline.FaceTracker(options, threads=threads)
 
 
 def process(job: Job, out_dir: str) -> dict:
@@ -156,8 +152,13 @@ class Manifest:
 
 
 def run(jobs: list, out_dir: pathlib.Path, options: pipeline.TrackerOptions, *,
-        workers: int, manifest: Manifest, verbose: bool = False, progress=None) -> list:
-  """Processes `jobs`; returns their manifest entries (order of completion)."""
+        workers: int, manifest: Manifest, verbose: bool = False, progress=None,
+        task=process, initializer=_init_worker) -> list:
+  """Processes `jobs`; returns their manifest entries (order of completion).
+
+  `task(job, out_dir) -> entry` runs in the workers after `initializer(options, threads,
+  verbose)`; both must be importable module-level functions (spawned processes).
+  """
   results = []
 
   def record(entry):
@@ -168,35 +169,52 @@ def run(jobs: list, out_dir: pathlib.Path, options: pipeline.TrackerOptions, *,
       progress.set_postfix_str(f"{entry['input']}: {entry['status']}", refresh=False)
 
   if workers == 0:  # in this process (debugging, tests)
-    _init_worker(options, max(1, os.cpu_count() or 1), verbose)
+    initializer(options, max(1, os.cpu_count() or 1), verbose)
     for job in jobs:
-      record(process(job, str(out_dir)))
+      record(task(job, str(out_dir)))
     return results
 
   threads = max(1, (os.cpu_count() or 1) // workers)
-  pending, retried = list(jobs), set()
-  while pending:
+  queue, suspects = collections.deque(jobs), collections.deque()
+  while queue or suspects:
+    # After a worker died, the videos it may have been running are retried one at a time in a
+    # one-worker pool, so the one that kills its worker is found and the others complete.
+    isolate = bool(suspects)
+    source, width = (suspects, 1) if isolate else (queue, workers)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_init_worker,
+        max_workers=width, mp_context=context, initializer=initializer,
         initargs=(options, threads, verbose)) as pool:
-      futures = {pool.submit(process, job, str(out_dir)): job for job in pending}
-      pending = []
-      for future in concurrent.futures.as_completed(futures):
-        job = futures[future]
-        try:
-          record(future.result())
-        except BrokenProcessPool:
-          # A worker died (e.g. a native crash); which video caused it is unknown, so every
-          # video still in flight is retried once in a fresh pool, then recorded as failed.
-          if job.video_id in retried:
-            record({"input": job.video_id, "path": job.path, "status": "error",
-                    "reason": "worker_crashed", "tracks": [],
-                    "message": f"{job.path}: the worker process died twice while processing"
-                               " it (native crash or out of memory)"})
-          else:
-            retried.add(job.video_id)
-            pending.append(job)
+      in_flight = {}
+      broken = False
+      while source or in_flight:
+        while source and len(in_flight) < width and not broken:
+          job = source.popleft()
+          in_flight[pool.submit(task, job, str(out_dir))] = job
+        if not in_flight:
+          break
+        done, _ = concurrent.futures.wait(in_flight,
+                                          return_when=concurrent.futures.FIRST_COMPLETED)
+        for future in done:
+          job = in_flight.pop(future)
+          try:
+            record(future.result())
+          except BrokenProcessPool:
+            broken = True
+            if isolate:
+              record({"input": job.video_id, "path": job.path, "status": "error",
+                      "reason": "worker_crashed", "tracks": [],
+                      "message": f"{job.path}: the worker process died while processing it"
+                                 " (native crash or out of memory)"})
+            else:
+              suspects.append(job)
+        if broken:
+          for future, job in in_flight.items():   # they share the dead pool's fate
+            try:
+              record(future.result())
+            except BrokenProcessPool:
+              suspects.append(job)
+          break
   return results
 
 

@@ -34,9 +34,17 @@ class MtcnnSettings:
 class FaceDetector:
   """MTCNN on batches of RGB frames; one instance per process (it holds TensorFlow models)."""
 
-  def __init__(self, settings: MtcnnSettings = MtcnnSettings()):
+  def __init__(self, settings: MtcnnSettings = MtcnnSettings(), threads: Optional[int] = None):
+    """`threads`: TensorFlow's thread pools (None: its default, all cores)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from mtcnn import MTCNN  # TensorFlow: imported only when a detector is needed
+    import tensorflow as tf  # imported only when a detector is needed
+    if threads:
+      try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+      except RuntimeError:  # TensorFlow already started in this process: keep its pools
+        log.debug("TensorFlow already initialised; thread settings unchanged")
+    from mtcnn import MTCNN
     self.settings = settings
     self._mtcnn = MTCNN(stages="face_and_landmarks_detection", device="CPU:0")
 

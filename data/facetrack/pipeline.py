@@ -115,14 +115,17 @@ class FaceTracker:
   """Runs the pipeline; holds one MTCNN (create one per process and reuse it)."""
 
   def __init__(self, options: TrackerOptions = TrackerOptions(),
-               detector: Optional[detect_lib.FaceDetector] = None):
+               detector: Optional[detect_lib.FaceDetector] = None,
+               threads: Optional[int] = None):
     self.options = options
     self._detector = detector      # may be shared between trackers with different options
+    self._threads = threads
 
   @property
   def detector(self) -> detect_lib.FaceDetector:
+    """MTCNN, created on first use (TensorFlow is not even imported before)."""
     if self._detector is None:
-      self._detector = detect_lib.FaceDetector(self.options.mtcnn)
+      self._detector = detect_lib.FaceDetector(self.options.mtcnn, threads=self._threads)
     return self._detector
 
   def analyse(self, path, store: landmarks_lib.LandmarkStore) -> Analysis:
