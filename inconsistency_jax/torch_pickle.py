@@ -111,8 +111,10 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *unused):
     return np.array(storage[storage_offset])
   if any(extent == 0 for extent in size):
     return np.zeros(size, storage.dtype)
-  last = storage_offset + sum((extent - 1) * step for extent, step in zip(size, stride))
-  if storage_offset < 0 or last >= storage.size:
+  spans = [(extent - 1) * step for extent, step in zip(size, stride)]
+  first = storage_offset + sum(span for span in spans if span < 0)
+  last = storage_offset + sum(span for span in spans if span > 0)
+  if not isinstance(storage, np.ndarray) or first < 0 or last >= storage.size:
     raise pickle.UnpicklingError(
         f"tensor of size {size}, stride {stride} at offset {storage_offset} lies outside its "
         f"storage of {storage.size} elements; the file is corrupt")

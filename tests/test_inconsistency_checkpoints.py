@@ -159,6 +159,29 @@ def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path, function, args):
   assert not marker.exists()
 
 
+def _tensor_pickle(numel: int) -> bytes:
+  """Protocol-2 bytes of torch._utils._rebuild_tensor_v2 over storage '0', as torch writes."""
+  def short(text):
+    return b"X" + len(text).to_bytes(4, "little") + text.encode()
+  return (b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n(" + b"(" + short("storage") +
+          b"ctorch\nFloatStorage\n" + short("0") + short("cpu") + b"K\x04tQ" + b"K\x00" +
+          b"K" + bytes([numel]) + b"\x85" + b"K\x01\x85" + b"\x89" +
+          b"ccollections\nOrderedDict\n)R" + b"tR.")
+
+
+def test_tensor_views_outside_their_storage_are_refused(tmp_path):
+  for numel, ok in ((4, True), (16, False)):
+    path = tmp_path / f"t{numel}.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+      archive.writestr("t/data.pkl", _tensor_pickle(numel))
+      archive.writestr("t/data/0", np.arange(4, dtype="<f4").tobytes())
+    if ok:
+      np.testing.assert_array_equal(torch_pickle.load(path, use_torch=False), [0, 1, 2, 3])
+    else:
+      with pytest.raises(pickle.UnpicklingError, match="outside its storage"):
+        torch_pickle.load(path, use_torch=False)
+
+
 def test_legacy_or_foreign_files_get_a_clear_error(tmp_path):
   path = tmp_path / "legacy.pt"
   path.write_bytes(pickle.dumps({"a": 1}))
