@@ -63,11 +63,13 @@ class Workdir:
 
   def __init__(self, path: str | pathlib.Path, config: ml_collections.ConfigDict, *,
                force: bool = False, keep_latest: int = 2, best_metric: Optional[str] = None,
-               best_mode: str = "max"):
+               best_mode: str = "max", write_config: bool = True):
+    """`write_config=False` opens a run only to read its checkpoints (evaluation)."""
     self.path = pathlib.Path(path).absolute()
     self.path.mkdir(parents=True, exist_ok=True)
     self.is_writer = jax.process_index() == 0
-    self._check_config(config, force)
+    if write_config:
+      self._check_config(config, force)
     self.best_metric = best_metric
     latest_options = ocp.CheckpointManagerOptions(max_to_keep=keep_latest, create=True,
                                                   enable_async_checkpointing=False)

@@ -238,6 +238,26 @@ def _host_files(files: Sequence[str], host: HostShard) -> list[str]:
   return files[host.index::host.count]
 
 
+@dataclasses.dataclass(frozen=True)
+class RecordFilter:
+  """Which tracks of a record set to use: FAKE tracks only of some methods/categories (empty =
+  all); REAL tracks are always kept. One FF++ record set thereby serves every FF++ protocol."""
+  keep_methods: tuple = ()
+  keep_categories: tuple = ()
+
+  @classmethod
+  def from_config(cls, record_set) -> "RecordFilter":
+    return cls(tuple(record_set.get("keep_methods", ())),
+               tuple(record_set.get("keep_categories", ())))
+
+  def keep(self, record) -> tf.Tensor:
+    keep = tf.constant(True)
+    for field, allowed in (("method", self.keep_methods), ("category", self.keep_categories)):
+      if allowed:
+        keep = tf.logical_and(keep, tf.reduce_any(tf.equal(record[field], list(allowed))))
+    return tf.logical_or(tf.equal(record["label"], constants.REAL), keep)
+
+
 def _records(files: Sequence[str], c, shuffle_seed: Optional[int] = None) -> tf.data.Dataset:
   files = list(files)
   if shuffle_seed is not None:
@@ -248,12 +268,15 @@ def _records(files: Sequence[str], c, shuffle_seed: Optional[int] = None) -> tf.
   return ds
 
 
-def count_labels(files: Sequence[str]) -> dict[int, int]:
-  """Number of tracks per label (reads only the context of each record)."""
-  spec = {"label": tf.io.FixedLenFeature([], tf.int64, default_value=-1)}
+def count_labels(files: Sequence[str], record_filter: RecordFilter = RecordFilter()
+                 ) -> dict[int, int]:
+  """Number of tracks per label after filtering (reads only the context of each record)."""
+  spec = {"label": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+          "method": tf.io.FixedLenFeature([], tf.string, default_value=""),
+          "category": tf.io.FixedLenFeature([], tf.string, default_value="")}
   ds = tf.data.TFRecordDataset(list(files)).map(
-      lambda r: tf.io.parse_single_sequence_example(r, context_features=spec)[0]["label"],
-      num_parallel_calls=tf.data.AUTOTUNE)
+      lambda r: tf.io.parse_single_sequence_example(r, context_features=spec)[0],
+      num_parallel_calls=tf.data.AUTOTUNE).filter(record_filter.keep).map(lambda r: r["label"])
   labels = np.fromiter(ds.as_numpy_iterator(), np.int64)
   return {int(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True))}
 
@@ -270,6 +293,7 @@ def examples_per_epoch(label_counts: dict[int, int], oversample: str) -> int:
 def train_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_size: int,
                   seed: int, epoch: int, start_index: int = 0,
                   host: HostShard = HostShard(),
+                  record_filter: RecordFilter = RecordFilter(),
                   label_counts: Optional[dict[int, int]] = None) -> tf.data.Dataset:
   """One epoch of training batches for this host, [batch_size, ...] (reshaped for pmap later).
 
@@ -278,16 +302,18 @@ def train_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_s
     batch_size: examples per host per step.
     seed, epoch: every random draw is a stateless function of (seed, epoch, example index).
     start_index: examples of this epoch already consumed (resume); skipped before decoding.
-    label_counts: per-label track counts of this host's files (computed when None).
+    record_filter: which tracks to use (FF++ protocols).
+    label_counts: per-label track counts of this host's filtered files (computed when None).
   """
   files = _host_files(files, host)
   epoch_seed = int(np.random.SeedSequence([seed, epoch, host.index]).generate_state(1)[0])
-  counts = label_counts if label_counts is not None else count_labels(files)
+  counts = label_counts if label_counts is not None else count_labels(files, record_filter)
   total = examples_per_epoch(counts, c.oversample)
   if total < batch_size:
     raise ValueError(f"{total} training examples on host {host.index} cannot fill one batch "
                      f"of {batch_size}")
-  parsed = _records(files, c, shuffle_seed=epoch_seed).map(records.parse_track)
+  parsed = _records(files, c, shuffle_seed=epoch_seed).map(records.parse_track).filter(
+      record_filter.keep)
   if c.oversample == "balance" and len(counts) == 2:
     per_class = [parsed.filter(lambda r, k=k: tf.equal(r["label"], k)).repeat()
                  .shuffle(c.shuffle_buffer, seed=epoch_seed + k) for k in sorted(counts)]
@@ -306,10 +332,11 @@ def train_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_s
 
 
 def eval_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_size: int,
-                 host: HostShard = HostShard()) -> tf.data.Dataset:
+                 host: HostShard = HostShard(),
+                 record_filter: RecordFilter = RecordFilter()) -> tf.data.Dataset:
   """Every track once, N clips each, in fixed-size batches; the last one padded (`mask` 0)."""
   files = _host_files(files, host)
-  ds = _records(files, c).map(records.parse_track).map(
+  ds = _records(files, c).map(records.parse_track).filter(record_filter.keep).map(
       lambda r: {**eval_example(r, c), "mask": tf.constant(1, tf.int32)},
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.batch(batch_size).map(lambda b: _pad_batch(b, batch_size)).prefetch(2)

@@ -77,7 +77,7 @@ def test_linspace_starts_and_looping_match_the_released_sampler():
 # Datasets from real shards
 
 
-def _write_shards(tmp_path, labels, frames=40, shards=2, audio=True):
+def _write_shards(tmp_path, labels, frames=40, shards=2, audio=True, methods=None):
   paths = []
   per_shard = int(np.ceil(len(labels) / shards))
   for s in range(shards):
@@ -93,7 +93,8 @@ def _write_shards(tmp_path, labels, frames=40, shards=2, audio=True):
             audio=(np.sin(np.arange(frames * 1521) * 0.05 * (1 + i)) * 0.5).astype(np.float32)
             if audio else None)
         writer.write(records.serialize_track(track, records.TrackMetadata(
-            video_id=f"v{i:03d}", dataset="unit", label=labels[i])))
+            video_id=f"v{i:03d}", dataset="unit", label=labels[i],
+            method=methods[i] if methods else "")))
     paths.append(str(path))
   return paths
 
@@ -178,3 +179,15 @@ def test_shard_for_devices():
   assert out["video"].shape == (2, 2, 2) and out["label"].tolist() == [[0, 1], [2, 3]]
   with pytest.raises(ValueError, match="does not split over 3 devices"):
     ip.shard_for_devices(batch, 3)
+
+
+def test_record_filter_keeps_reals_and_the_chosen_methods(tmp_path):
+  labels = [0, 1, 1, 1]
+  files = _write_shards(tmp_path, labels, frames=8, shards=1,
+                        methods=["", "Deepfakes", "FaceSwap", "Face2Face"])
+  keep = ip.RecordFilter(keep_methods=("Deepfakes", "Face2Face"))
+  assert ip.count_labels(files, keep) == {0: 1, 1: 2}
+  c = _small_config(num_frames=2)
+  ids = [b["video_id"][0] for b in ip.eval_dataset(files, c, batch_size=1,
+                                                   record_filter=keep).as_numpy_iterator()]
+  assert ids == [b"v000", b"v001", b"v003"]
