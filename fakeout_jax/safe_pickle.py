@@ -7,7 +7,9 @@ Besides plain containers and numpy arrays they may name classes of that time:
   ``FlatMapping`` / ``FlatMap`` (2020-2021), pickled either as "class(dict)" or, in the
   March-August 2020 form, as an object holding ``_leaves`` and a jax ``PyTreeDef``;
 * jax's device arrays (``jax.interpreters.xla.DeviceArray``, ``jaxlib.xla_extension.DeviceArray``
-  and their ``reconstruct_device_array`` helpers, and today's ``jax.Array``).
+  and their ``reconstruct_device_array`` helpers, and today's ``jax.Array``);
+* dill's numpy array helper ``dill._dill._create_array`` (MMV's own loader uses dill, and
+  dill >= 0.3 writes numpy arrays through it).
 
 Every such name is answered with an inert stand-in of ours; nothing is imported from the file
 and no function it names is called, except numpy's array/dtype rebuilders (object dtypes
@@ -158,6 +160,12 @@ def _reconstruct_device_array(function, args, array_state, aval_state=None):
   return _array_from_numpy_reduce(function, args, array_state)
 
 
+def _dill_create_array(function, args, array_state, npdict=None):
+  """dill's ndarray helper; ``npdict`` (attributes of ndarray subclasses) is dropped."""
+  del npdict
+  return _array_from_numpy_reduce(function, args, array_state)
+
+
 def _latin1_encode(text, encoding="latin1"):
   # Protocol-2 pickles store bytes as _codecs.encode(str, 'latin1').
   if encoding not in ("latin1", "latin-1"):
@@ -181,6 +189,8 @@ _ALLOWED: Dict[Tuple[str, str], Any] = {
     ("numpy.core.multiarray", "scalar"): _multiarray.scalar,
     ("numpy._core.multiarray", "scalar"): _multiarray.scalar,
 }
+for _module in ("dill._dill", "dill.dill"):
+  _ALLOWED[(_module, "_create_array")] = _dill_create_array
 for _module in ("haiku._src.data_structures", "haiku.data_structures"):
   for _name in ("frozendict", "FlatMapping", "FlatMap"):
     _ALLOWED[(_module, _name)] = _LegacyMapping

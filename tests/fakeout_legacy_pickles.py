@@ -9,6 +9,8 @@ the bytes then name exactly the globals an old file names. Forms:
 * 'flat_treedef': FlatMapping object holding _leaves and a jax PyTreeDef (Mar - Aug 2020)
 * arrays 'reconstruct': jax.interpreters.xla.reconstruct_device_array(...)  (2021)
 * arrays 'object': jaxlib.xla_extension.DeviceArray object with its numpy value (object form)
+* arrays 'dill': dill._dill._create_array(numpy reduce function, args, state, None), as dill
+  writes numpy arrays (MMV's own loader uses dill)
 """
 import contextlib
 import copyreg
@@ -22,6 +24,7 @@ import numpy as np
 _HAIKU_MODULE = "haiku._src.data_structures"
 _XLA_MODULE = "jax.interpreters.xla"
 _XLA_EXTENSION = "jaxlib.xla_extension"
+_DILL_MODULE = "dill._dill"
 
 
 class FrozenDict:
@@ -70,11 +73,27 @@ def reconstruct_device_array(function, args, state, aval_state):  # never called
   raise AssertionError("the loader must not call the pickled helper")
 
 
+class DillArray:
+  """dill's form: _create_array(numpy reduce function, args, state, npdict)."""
+
+  def __init__(self, value):
+    self.value = np.asarray(value)
+
+  def __reduce__(self):
+    function, args, state = self.value.__reduce__()
+    return _create_array, (function, args, state, None)
+
+
+def _create_array(function, args, state, npdict=None):  # never called by the loader
+  raise AssertionError("the loader must not call the pickled helper")
+
+
 FrozenDict.__module__ = FlatMapping.__module__ = _HAIKU_MODULE
 FrozenDict.__name__ = FrozenDict.__qualname__ = "frozendict"
 FlatMapping.__name__ = FlatMapping.__qualname__ = "FlatMapping"
 DeviceArray.__module__ = _XLA_EXTENSION
 reconstruct_device_array.__module__ = _XLA_MODULE
+_create_array.__module__ = _DILL_MODULE
 
 
 @contextlib.contextmanager
@@ -84,29 +103,32 @@ def legacy_classes():
   import jax.interpreters.xla as xla  # pylint: disable=g-import-not-at-top
 
   saved = {name: getattr(data_structures, name) for name in ("frozendict", "FlatMapping")}
-  had_extension = _XLA_EXTENSION in sys.modules
-  old_extension = sys.modules.get(_XLA_EXTENSION)
+  # Stand-in modules replace whatever is installed under these names while pickling.
+  saved_modules = {name: sys.modules.get(name) for name in (_XLA_EXTENSION, _DILL_MODULE)}
   extension = types.ModuleType(_XLA_EXTENSION)
   extension.DeviceArray = DeviceArray
+  dill_module = types.ModuleType(_DILL_MODULE)
+  dill_module._create_array = _create_array  # pylint: disable=protected-access
   try:
     data_structures.frozendict, data_structures.FlatMapping = FrozenDict, FlatMapping
     xla.reconstruct_device_array = reconstruct_device_array
-    sys.modules[_XLA_EXTENSION] = extension
+    sys.modules[_XLA_EXTENSION], sys.modules[_DILL_MODULE] = extension, dill_module
     yield
   finally:
     for name, value in saved.items():
       setattr(data_structures, name, value)
     del xla.reconstruct_device_array
-    if had_extension:
-      sys.modules[_XLA_EXTENSION] = old_extension
-    else:
-      del sys.modules[_XLA_EXTENSION]
+    for name, module in saved_modules.items():
+      if module is None:
+        del sys.modules[name]
+      else:
+        sys.modules[name] = module
 
 
 def wrap(checkpoint, mapping_form="flat_dict", array_form="reconstruct"):
   """Wraps a {'params', 'state'} checkpoint's dicts and arrays in the given legacy forms."""
-  array_class = {"reconstruct": ReconstructedArray, "object": DeviceArray, "numpy": None}[
-      array_form]
+  array_class = {"reconstruct": ReconstructedArray, "object": DeviceArray, "dill": DillArray,
+                 "numpy": None}[array_form]
 
   def modules_tree(modules):
     plain = {module: {name: array_class(value) if array_class else value

@@ -197,7 +197,7 @@ def _assert_plain_equal(loaded, original):
 
 
 @pytest.mark.parametrize("mapping_form", ["frozendict", "flat_dict", "flat_treedef"])
-@pytest.mark.parametrize("array_form", ["reconstruct", "object", "numpy"])
+@pytest.mark.parametrize("array_form", ["reconstruct", "object", "dill", "numpy"])
 @pytest.mark.parametrize("protocol", [2, 4])
 def test_loads_the_2020_2022_container_and_array_classes(tmp_path, mapping_form, array_form,
                                                          protocol):

@@ -1,4 +1,6 @@
 """FakeOut's networks in Flax: the MMV backbones, MMV's projection heads and FakeOut's head."""
+import jax.numpy as jnp
+
 from fakeout_jax.models.audio_resnet import AudioResNetV2
 from fakeout_jax.models.batch_norm import CrossReplicaBatchNorm
 from fakeout_jax.models.fakeout import FakeOut
@@ -15,10 +17,8 @@ def create_model(config, **overrides) -> FakeOut:
   """Builds the FakeOut module from a model config (fakeout_jax.configs.model.get_config).
 
   ``overrides`` set module attributes directly, e.g. ``axis_name='batch'`` from the training
-  code, which owns the pmap axis.
+  code, which owns the pmap axis (default None: batch statistics local to each device).
   """
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-
   kwargs = dict(
       width_mult=config.width_mult,
       modality=config.modality,
@@ -30,7 +30,6 @@ def create_model(config, **overrides) -> FakeOut:
       shift_fraction=config.channel_shift_fraction,
       bn_decay=config.bn.decay,
       bn_epsilon=config.bn.epsilon,
-      axis_name=config.get("axis_name"),
       dtype=jnp.dtype(config.dtype),
   )
   kwargs.update(overrides)
