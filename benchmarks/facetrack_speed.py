@@ -129,7 +129,7 @@ def _status(pid: int) -> dict:
   with open(f"/proc/{pid}/status") as f:
     for line in f:
       key, _, rest = line.partition(":")
-      if key in ("VmRSS", "VmHWM"):
+      if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem"):
         values[key] = int(rest.split()[0]) / 1024   # MiB
   return values
 

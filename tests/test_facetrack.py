@@ -182,7 +182,7 @@ def alignment_errors(track, scene, face, source_fps, kind="224"):
   return np.array(errors)
 
 
-def test_one_face(tracker, videos):
+def test_one_face(tracker, videos, tmp_path):
   tracks = tracker.track(videos["one_face"])
   assert len(tracks) == 1
   track = tracks[0]
@@ -204,6 +204,10 @@ def test_one_face(tracker, videos):
   residual = np.linalg.norm(align.align_points_224(track.landmarks_224) -
                             align.reference_points_224(), axis=-1)
   assert residual.mean() < 6
+  back = tracks_lib.load_sidecar(track.save_sidecar(tmp_path / "one_face.npz"))
+  assert back.meta() == track.meta() and back.frames_224 is None
+  for name in tracks_lib.SIDECAR_ARRAYS:
+    np.testing.assert_array_equal(getattr(back, name), getattr(track, name))
 
 
 def test_two_faces_give_two_parts(tracker, videos):
@@ -327,8 +331,9 @@ def test_cli_manifest_outputs_and_resume(videos, bad_inputs, tmp_path):
       shutil.copy(path, source / path.name)
   shutil.copy(videos["no_face"], source / "empty_room.mkv")
   (source / "readme.txt").write_text("not an input")
-  out = tmp_path / "out"
+  out = source / "faces"                         # inside the input folder: never an input
   assert cli.main([str(source), "--out", str(out), "--workers", "0"]) == 1
+  assert json.loads((out / cli.OPTIONS).read_text())["stride"] == 3
   manifest = _manifest(out)
   assert set(manifest) == {"nested/clip", "pair", "notes", "empty", "truncated", "garbage",
                            "empty_room"}

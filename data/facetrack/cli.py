@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv",
                   ".wmv", ".3gp", ".ts")
 MANIFEST = "manifest.jsonl"
+OPTIONS = "facetrack_options.json"
 DONE = ("ok", "no_face")
 
 
@@ -48,15 +49,17 @@ class Job:
   path: str
 
 
-def find_inputs(source: pathlib.Path) -> tuple:
-  """(root, jobs): one file, or every video file below a folder (sorted)."""
+def find_inputs(source: pathlib.Path, out_dir: Optional[pathlib.Path] = None) -> tuple:
+  """(root, jobs): one file, or every video file below a folder (sorted), outputs excluded."""
   if source.is_file():
     return source.parent, [Job(source.stem, str(source))]
   if not source.is_dir():
     raise SystemExit(f"error: {source} is neither a video file nor a folder")
+  out_dir = out_dir.resolve() if out_dir is not None else None
   files = sorted(p for p in source.rglob("*")
                  if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
-                 and output.PARTIAL_DIR not in p.parts)
+                 and output.PARTIAL_DIR not in p.parts
+                 and not (out_dir is not None and out_dir in p.resolve().parents))
   return source, [Job(p.relative_to(source).with_suffix("").as_posix(), str(p)) for p in files]
 
 
@@ -218,6 +221,18 @@ def run(jobs: list, out_dir: pathlib.Path, options: pipeline.TrackerOptions, *,
   return results
 
 
+def _record_options(path: pathlib.Path, options: pipeline.TrackerOptions) -> None:
+  """Keeps the settings beside the outputs; warns when a re-run uses different ones."""
+  current = dataclasses.asdict(options)
+  if path.is_file():
+    previous = json.loads(path.read_text())
+    if previous != json.loads(json.dumps(current)):
+      log.warning("%s: these outputs were made with other settings (%s); inputs already done"
+                  " are kept as they are (use --force to redo them)", path, previous)
+      return
+  path.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
       prog="python -m data.facetrack", description=__doc__.split("\n\n")[0],
@@ -254,9 +269,10 @@ def main(argv=None) -> int:
       stride=args.stride, max_faces=args.max_faces, crop_mode=args.crop_mode,
       detect_max_side=args.detect_max_side or None, max_seconds=args.max_seconds or None,
       min_detected_fraction=args.min_detected_fraction)
-  root, jobs = find_inputs(args.source)
   out_dir = args.out.resolve()
+  root, jobs = find_inputs(args.source, out_dir)
   manifest = Manifest(args.manifest or out_dir / MANIFEST)
+  _record_options(out_dir / OPTIONS, options)
   todo, skipped, seen = [], 0, {}
   for job in jobs:
     if job.video_id in seen:

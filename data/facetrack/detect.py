@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 
 from data import video
+from data.facetrack import memory
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ def detect_video(path, detector: FaceDetector, *, stride: int = 3,
   indices, boxes, batch, batch_indices = [], [], [], []
 
   def flush():
+    if len(indices) % memory.RELEASE_EVERY < len(batch):
+      memory.release_free_memory()
     for index, image, found in zip(batch_indices, batch, detector.detect(batch)):
       scale = np.array([info.width / image.shape[1], info.height / image.shape[0]])
       found = found.copy()
