@@ -55,19 +55,19 @@ def _parse_args(argv):
   return parser.parse_args(argv)
 
 
-def _detect_modality(checkpoint, width_mult: int) -> str:
+def _detect_modality(checkpoint, width_mult: float) -> str:
   first = checkpoint["params"].get(checkpoints.CLASSIFIER_LAYERS[0], {}).get("w")
   if first is None:
     return "video_audio"
   features = np.shape(first)[0]
-  video_features = 2048 * width_mult
+  video_features = int(2048 * width_mult)
   if features == video_features:
     return "video"
   if features == video_features + 2048:
     return "video_audio"
   raise checkpoints.CheckpointMismatchError(
       f"the checkpoint's classifier takes {features} features, which fits neither V "
-      f"({video_features}) nor V&A ({video_features + 2048}) for width x{width_mult}: is "
+      f"({video_features}) nor V&A ({video_features + 2048}) for width x{width_mult:g}: is "
       "--config right?")
 
 
@@ -107,7 +107,7 @@ def convert_file(haiku_path, backbone: str, out_dir, *, modality: str = "auto",
   dummy = (jnp.zeros(_DUMMY_VIDEO), jnp.zeros(_DUMMY_AUDIO), jnp.zeros(_DUMMY_WORDS, jnp.int32))
   expected = jax.eval_shape(
       lambda: model.init(jax.random.PRNGKey(0), *dummy, train=False))
-  head_dim = 2048 * config.width_mult + (2048 if config.modality == "video_audio" else 0)
+  head_dim = int(2048 * config.width_mult) + (2048 if config.modality == "video_audio" else 0)
   head_module = models.FakeOutHead(tuple(config.head.hidden), config.head.num_classes,
                                    config.head.activation)
   head_variables = jax.device_get(head_module.init(jax.random.PRNGKey(seed),

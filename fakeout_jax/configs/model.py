@@ -21,10 +21,14 @@ def get_config(backbone: str = "tsm_resnet_x2") -> ml_collections.ConfigDict:
     raise ValueError(f"unknown backbone {backbone!r}: choose one of {sorted(BACKBONES)}")
   config = ml_collections.ConfigDict()
   config.backbone = backbone
-  config.width_mult = BACKBONES[backbone]
+  config.width_mult = float(BACKBONES[backbone])
   # 'video_audio' (V&A: classify concat(vid_repr, aud_repr)) or 'video' (V: vid_repr only).
   config.modality = "video_audio"
   config.channel_shift_fraction = 0.125
+  # ResNet-50 depth and widths of the released models; small CPU configs shrink them.
+  config.blocks_per_unit = (3, 4, 6, 3)
+  config.audio_width_mult = 1.0
+  config.audio_blocks_per_unit = (3, 4, 6, 3)
 
   config.head = ml_collections.ConfigDict()
   config.head.hidden = (512, 128)

@@ -7,6 +7,7 @@ from fakeout_jax.models.fakeout import FakeOut
 from fakeout_jax.models.fakeout import FakeOutHead
 from fakeout_jax.models.mmv_heads import MMVHeads
 from fakeout_jax.models.tsm_resnet import TSMResNetV2
+from fakeout_jax.models import tsm_resnet
 from fakeout_jax.models.tsm_resnet import temporal_shift
 
 __all__ = ["AudioResNetV2", "CrossReplicaBatchNorm", "FakeOut", "FakeOutHead", "MMVHeads",
@@ -21,6 +22,10 @@ def create_model(config, **overrides) -> FakeOut:
   """
   kwargs = dict(
       width_mult=config.width_mult,
+      blocks_per_unit=tuple(config.get("blocks_per_unit", tsm_resnet.BLOCKS_PER_UNIT)),
+      audio_width_mult=config.get("audio_width_mult", 1),
+      audio_blocks_per_unit=tuple(config.get("audio_blocks_per_unit",
+                                             tsm_resnet.BLOCKS_PER_UNIT)),
       modality=config.modality,
       head_activation=config.head.activation,
       head_hidden=tuple(config.head.hidden),

@@ -3,7 +3,7 @@
 The same pre-activation trunk as the video backbone (tsm_resnet.py) with width 1 and no
 temporal shift; the spectrogram's time axis is the image height and its mel axis the width.
 """
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -24,7 +24,10 @@ class AudioResNetV2(nn.Module):
 
   Input: log-mel spectrogram [B, T, F, 1] (MMV/FakeOut: [B, 183, 80, 1], dB).
   Output: aud_repr [B, 2048] float32 (spatial mean of the last feature map).
+  `width_mult` and `blocks_per_unit` only serve small CPU configurations (MMV: 1, (3, 4, 6, 3)).
   """
+  width_mult: float = 1
+  blocks_per_unit: Sequence[int] = tsm_resnet.BLOCKS_PER_UNIT
   bn_decay: float = batch_norm.DEFAULT_DECAY
   bn_epsilon: float = batch_norm.DEFAULT_EPSILON
   axis_name: Optional[str] = None
@@ -37,7 +40,7 @@ class AudioResNetV2(nn.Module):
           f"AudioResNetV2 expects a log-mel spectrogram of shape [B, time, mel, 1] (MMV/FakeOut: "
           f"[B, {AUDIO_FRAMES}, {MEL_BINS}, 1]); got {tuple(spectrogram.shape)}")
     features = tsm_resnet.resnet_v2_trunk(
-        spectrogram, train, width_mult=1, num_frames=None, shift_fraction=0.0,
+        spectrogram, train, width_mult=self.width_mult, num_frames=None, shift_fraction=0.0,
         bn_decay=self.bn_decay, bn_epsilon=self.bn_epsilon, axis_name=self.axis_name,
-        dtype=self.dtype)
+        dtype=self.dtype, blocks_per_unit=self.blocks_per_unit)
     return jnp.mean(features.astype(jnp.float32), axis=(1, 2))

@@ -67,6 +67,8 @@ class FakeOut(nn.Module):
 
   Attributes:
     width_mult: 1 (MMV TSM-ResNet50) or 2 (TSM-ResNet50x2, FakeOut's released model).
+    blocks_per_unit, audio_width_mult, audio_blocks_per_unit: the released models use
+      (3, 4, 6, 3), 1, (3, 4, 6, 3); smaller values only serve CPU demos and tests.
     modality: 'video_audio' (V&A) or 'video' (V).
     head_activation: None (released code: affine head) or 'relu' (paper).
     compute_embeddings: also return MMV's joint-space embeddings (cheap; off for pure
@@ -75,7 +77,10 @@ class FakeOut(nn.Module):
     axis_name: pmap axis for cross-replica batch statistics in training (None: local).
     dtype: computation dtype (parameters and batch statistics stay float32).
   """
-  width_mult: int = 2
+  width_mult: float = 2
+  blocks_per_unit: Sequence[int] = tsm_resnet.BLOCKS_PER_UNIT
+  audio_width_mult: float = 1
+  audio_blocks_per_unit: Sequence[int] = tsm_resnet.BLOCKS_PER_UNIT
   modality: str = "video_audio"
   head_activation: Optional[str] = None
   head_hidden: Sequence[int] = HEAD_HIDDEN
@@ -125,11 +130,14 @@ class FakeOut(nn.Module):
     use_audio = self.modality == "video_audio"
 
     outputs = {}
-    vid_repr = tsm_resnet.TSMResNetV2(self.width_mult, shift_fraction=self.shift_fraction,
+    vid_repr = tsm_resnet.TSMResNetV2(self.width_mult, self.blocks_per_unit,
+                                      shift_fraction=self.shift_fraction,
                                       name="video_encoder", **common)(video, train)
     outputs["vid_repr"] = vid_repr
 
-    audio_encoder = audio_resnet.AudioResNetV2(name="audio_encoder", **common)
+    audio_encoder = audio_resnet.AudioResNetV2(
+        width_mult=self.audio_width_mult, blocks_per_unit=self.audio_blocks_per_unit,
+        name="audio_encoder", **common)
     aud_repr = None
     if use_audio:
       aud_repr = audio_encoder(audio, train)
@@ -145,7 +153,8 @@ class FakeOut(nn.Module):
     if self.compute_embeddings or initializing:
       head_audio = aud_repr
       if head_audio is None and initializing:
-        head_audio = jnp.zeros((video.shape[0], tsm_resnet.UNIT_CHANNELS[-1]), jnp.float32)
+        head_audio = jnp.zeros((video.shape[0], tsm_resnet.scaled(
+            tsm_resnet.UNIT_CHANNELS[-1], self.audio_width_mult)), jnp.float32)
       embeddings = heads(vid_repr, head_audio, txt_repr, train=train)
       if self.compute_embeddings:
         if not use_audio:

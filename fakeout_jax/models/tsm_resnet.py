@@ -118,7 +118,13 @@ class ResNetUnit(nn.Module):
     return x
 
 
-def resnet_v2_trunk(x: jax.Array, train: bool, *, width_mult: int, num_frames: Optional[int],
+def scaled(channels: int, width_mult: float) -> int:
+  """Channels of a layer at a width multiplier (1 and 2 for the released models; fractions give
+  the small CPU configurations)."""
+  return max(1, int(round(channels * width_mult)))
+
+
+def resnet_v2_trunk(x: jax.Array, train: bool, *, width_mult: float, num_frames: Optional[int],
                     shift_fraction: float, bn_decay: float, bn_epsilon: float,
                     axis_name: Optional[str], dtype: Any,
                     blocks_per_unit: Sequence[int] = BLOCKS_PER_UNIT) -> jax.Array:
@@ -132,12 +138,12 @@ def resnet_v2_trunk(x: jax.Array, train: bool, *, width_mult: int, num_frames: O
   """
   norm = functools.partial(batch_norm.CrossReplicaBatchNorm, decay=bn_decay, epsilon=bn_epsilon,
                            axis_name=axis_name, dtype=dtype)
-  x = nn.Conv(STEM_CHANNELS * width_mult, (7, 7), (2, 2), padding="SAME", use_bias=False,
+  x = nn.Conv(scaled(STEM_CHANNELS, width_mult), (7, 7), (2, 2), padding="SAME", use_bias=False,
               dtype=dtype, param_dtype=jnp.float32, name="stem_conv")(x.astype(dtype))
   x = nn.max_pool(x, (3, 3), (2, 2), padding="SAME")
   for unit, (channels, num_blocks, strides) in enumerate(
       zip(UNIT_CHANNELS, blocks_per_unit, UNIT_STRIDES)):
-    x = ResNetUnit(channels * width_mult, num_blocks, strides, num_frames=num_frames,
+    x = ResNetUnit(scaled(channels, width_mult), num_blocks, strides, num_frames=num_frames,
                    shift_fraction=shift_fraction, norm=norm, dtype=dtype,
                    name=f"unit_{unit}")(x, train)
   return nn.relu(norm(name="final_norm")(x, train))
@@ -148,8 +154,10 @@ class TSMResNetV2(nn.Module):
 
   Input: video [B, T, H, W, 3] float (MMV/FakeOut: [B, 32, 224, 224, 3] in [0, 1]).
   Output: vid_repr [B, 2048 * width_mult] float32.
+  `blocks_per_unit` and a fractional `width_mult` only serve small CPU configurations.
   """
-  width_mult: int = 1
+  width_mult: float = 1
+  blocks_per_unit: Sequence[int] = BLOCKS_PER_UNIT
   shift_fraction: float = CHANNEL_SHIFT_FRACTION
   bn_decay: float = batch_norm.DEFAULT_DECAY
   bn_epsilon: float = batch_norm.DEFAULT_EPSILON
@@ -167,6 +175,6 @@ class TSMResNetV2(nn.Module):
     features = resnet_v2_trunk(
         folded, train, width_mult=self.width_mult, num_frames=frames,
         shift_fraction=self.shift_fraction, bn_decay=self.bn_decay, bn_epsilon=self.bn_epsilon,
-        axis_name=self.axis_name, dtype=self.dtype)
+        axis_name=self.axis_name, dtype=self.dtype, blocks_per_unit=self.blocks_per_unit)
     per_frame = jnp.mean(features.astype(jnp.float32), axis=(1, 2))
     return jnp.mean(per_frame.reshape(batch, frames, -1), axis=1)
