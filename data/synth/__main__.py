@@ -80,8 +80,9 @@ def main(argv=None) -> int:
   except pipeline.SynthError as error:
     log.error("%s", error)
     return 2
-  log.info("wrote %d videos (%d frames) to %s in %.1f s", summary.videos, summary.frames,
-           summary.root, summary.seconds)
+  log.info("wrote %d videos (%d frames) to %s in %.1f s (rendering used %.1f CPU s)",
+           summary.videos, summary.frames, summary.root, summary.seconds,
+           summary.worker_cpu_seconds)
   if summary.failures:
     log.error("%d video(s) failed; see %s", len(summary.failures),
               summary.root / layouts.FAILURES_FILE)

@@ -114,22 +114,26 @@ def sample_recipes(num_identities: int, seed: int, usable_photos: set[str]) -> l
   shape_order = rng.permutation(len(donors))
   appearance_order = rng.permutation(len(donors))
   recipes = []
+  # Base portraits are dealt in shuffled rounds, independently of the gender label.
+  base_order = [bases[i] for _ in range(-(-num_identities // len(bases)))
+                for i in rng.permutation(len(bases))]
   for index in range(num_identities):
     gender = GENDERS[index % 2]
     masculine = gender == "men"
-    others = [name for name in bases if name.rstrip("~") != bases[index % len(bases)].rstrip("~")]
+    base = base_order[index]
+    others = [name for name in bases if name.rstrip("~") != base.rstrip("~")]
     recipes.append(IdentityRecipe(
         identity_id=f"id{index + 1:05d}",
         index=index,
         split=splits[index],
         gender=gender,
         race=RACES[(index // 2) % len(RACES)],
-        base=bases[index % len(bases)],
+        base=base,
         shape_donor=donors[shape_order[index % len(donors)]],
         shape_weight=float(rng.uniform(0.55, 0.9)),
         appearance_donor=donors[appearance_order[(index + 7) % len(donors)]],
         appearance_weight=float(rng.uniform(0.65, 0.95) if masculine else rng.uniform(0.3, 0.6)),
-        portrait_weight=float(rng.uniform(0.25, 0.45)) if others and rng.random() < 0.3 else 0.0,
+        portrait_weight=float(rng.uniform(0.25, 0.5)) if others and rng.random() < 0.45 else 0.0,
         skin_shift=(float(rng.uniform(-14, 8)), float(rng.uniform(-3, 7)),
                     float(rng.uniform(-4, 10))),
         clothes_hue=float(rng.uniform(-40, 40)),
@@ -210,6 +214,17 @@ def person_matte(photo: photos.Photo) -> np.ndarray:
   cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), mask, None, background, foreground, 5,
               cv2.GC_INIT_WITH_MASK)
   person = np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD))
+  # A silhouette prior (head with hair, neck, widening shoulders) removes backdrop pieces that
+  # GrabCut takes for the person, such as flag stripes beside a head.
+  prior = np.zeros_like(mask)
+  cv2.ellipse(prior, (sx(cx), sx((y0 + y1) / 2 - 0.12 * face_h)),
+              (sx(0.85 * face_w), sx(0.9 * face_h)), 0, 0, 360, 1, -1)
+  shoulders = np.array([[cx - 0.5 * face_w, y1 - 0.1 * face_h], [cx + 0.5 * face_w,
+                                                                 y1 - 0.1 * face_h],
+                        [cx + 1.9 * face_w, y1 + 0.9 * face_h], [cx + 2.2 * face_w, height],
+                        [cx - 2.2 * face_w, height], [cx - 1.9 * face_w, y1 + 0.9 * face_h]])
+  cv2.fillPoly(prior, [np.round(shoulders * scale).astype(np.int32)], 1)
+  person &= prior.astype(bool)
   # Closing erodes from the image border too; pad with the edge values so it does not.
   person = ndimage.binary_closing(np.pad(person, 4, mode="edge"), iterations=3)[4:-4, 4:-4]
   person = ndimage.binary_fill_holes(person)

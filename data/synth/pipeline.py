@@ -60,8 +60,9 @@ class Summary:
   root: pathlib.Path
   videos: int
   failures: list[tuple[str, str]]
-  seconds: float
+  seconds: float  # wall-clock time of the whole generation
   frames: int
+  worker_cpu_seconds: float  # CPU time the rendering processes used (all cores together)
 
 
 def validate(config: Config) -> None:
@@ -151,7 +152,7 @@ def generate(config: Config) -> Summary:
   root.mkdir(parents=True, exist_ok=True)
   log.info("rendering %d videos (%d real) of %d identities into %s with %d worker(s)",
            len(entries), len(reals), len(recipes), root, config.workers)
-  failures, sync = _render_all(entries, root, recipes, landmarks, bases, config.workers)
+  failures, sync, cpu = _render_all(entries, root, recipes, landmarks, bases, config.workers)
   failed = {path for path, _ in failures}
   done = [entry for entry in entries if entry.path not in failed]
   if config.layout == "fakeavceleb":
@@ -166,12 +167,16 @@ def generate(config: Config) -> Summary:
     layouts.write_csv(root / layouts.FAILURES_FILE, ("path", "error"),
                       [{"path": p, "error": e} for p, e in sorted(failures)])
   frames = sum(entry.video.plan.num_frames for entry in done)
-  return Summary(root, len(done), failures, time.perf_counter() - start, frames)
+  return Summary(root, len(done), failures, time.perf_counter() - start, frames, cpu)
 
 
 def _render_all(entries, root: pathlib.Path, recipes, landmarks, bases,
-                workers: int) -> tuple[list[tuple[str, str]], dict[str, float]]:
-  """Renders every entry; returns the failures (path, error) and each video's design sync r.
+                workers: int) -> tuple[list[tuple[str, str]], dict[str, float], float]:
+  """Renders every entry.
+
+  Returns:
+    The failures (path, error), each video's design sync r, and the workers' CPU seconds.
+
 
   Every portrait is built once, in parallel; each video job carries the few it needs. Workers
   fork from a server that has the rendering modules loaded (fast start, no fork of a process
@@ -181,12 +186,13 @@ def _render_all(entries, root: pathlib.Path, recipes, landmarks, bases,
   needed = sorted({identity for entry in entries for identity in _identities_of(entry.video)})
   context = multiprocessing.get_context("forkserver")
   context.set_forkserver_preload(["data.synth.render", "data.synth.manipulations"])
-  portraits = {}
+  portraits, cpu = {}, 0.0
   with futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
     jobs = {pool.submit(_build_portrait, recipes, landmarks, bases, identity): identity
             for identity in needed}
     for job in futures.as_completed(jobs):
-      portraits[jobs[job]] = job.result()
+      portraits[jobs[job]], seconds = job.result()
+      cpu += seconds
   # Longest first, so the pool does not end waiting on one late long video.
   ordered = sorted(entries, key=lambda e: (-e.video.plan.num_frames * e.video.plan.width
                                            * e.video.plan.height, e.path))
@@ -201,13 +207,14 @@ def _render_all(entries, root: pathlib.Path, recipes, landmarks, bases,
       path = jobs[job]
       progress.update()
       try:
-        sync[path] = job.result()
+        sync[path], seconds = job.result()
+        cpu += seconds
       except Exception as error:  # noqa: BLE001 -- one bad video must not stop the set
         detail = traceback.format_exception_only(type(error), error)[-1].strip()
         failures.append((path, detail))
         log.error("could not render %s: %s", path, detail)
   progress.close()
-  return failures, sync
+  return failures, sync, cpu
 
 
 def _identities_of(video) -> set[str]:
@@ -215,16 +222,20 @@ def _identities_of(video) -> set[str]:
   return {p.identity for p in people} | {p.face_donor for p in people if p.face_donor}
 
 
-def _build_portrait(recipes, landmarks, bases, identity: str) -> identities_lib.Portrait:
+def _build_portrait(recipes, landmarks, bases,
+                    identity: str) -> tuple[identities_lib.Portrait, float]:
   import cv2
   cv2.setNumThreads(1)
-  return identities_lib.IdentityBank(recipes, landmarks, bases).portrait(identity)
+  start = time.process_time()
+  portrait = identities_lib.IdentityBank(recipes, landmarks, bases).portrait(identity)
+  return portrait, time.process_time() - start
 
 
-def _render_job(path: str, video_plan, portraits, root: str) -> float:
-  """Renders one video in a worker process; returns its design sync r."""
+def _render_job(path: str, video_plan, portraits, root: str) -> tuple[float, float]:
+  """Renders one video in a worker process; returns its design sync r and the CPU seconds."""
   import cv2
   cv2.setNumThreads(1)  # processes, not threads, share the cores
+  start = time.process_time()
   bank = identities_lib.IdentityBank([], {}, {}, portraits=portraits)
   target = pathlib.Path(root) / path
   target.parent.mkdir(parents=True, exist_ok=True)
@@ -236,4 +247,4 @@ def _render_job(path: str, video_plan, portraits, root: str) -> float:
     partial.replace(target)  # a complete file or none at all
   finally:
     partial.unlink(missing_ok=True)
-  return sync_r
+  return sync_r, time.process_time() - start
