@@ -33,6 +33,9 @@ Choices, where the paper is silent (see ../shared/reference/inconsistency/NOTES.
 * ``audio.context = 'window'``: Whisper runs on the window only, with its position table sliced
   (``models/whisper.py`` explains the trade-off against ``'full'``, 30-s padded inputs).
 * ``audio.pooling = 'transformer'``: the same aggregator as the visual side over Whisper tokens.
+* ``face_size = 112``: AdaFace's input (data.constants.IDENTITY_FACE_SIZE); pre-trained AdaFace
+  weights need it. Smaller faces (the input pipeline resizes the records' 112-px faces) exist
+  only to make CPU demos affordable; the IResNet head then flattens a smaller map.
 * ``bn_axis_name = None``: per-device batch statistics; training configs that pmap set 'batch'.
 
 T (windows per video), N (identities per batch), tau, tau', the percentile n, optimiser and
@@ -40,6 +43,8 @@ schedule belong to the training and scoring configs, not to this sub-config.
 """
 import ml_collections
 import ml_collections.config_dict
+
+from data import constants
 
 
 def _transformer(width: int, depth: int, num_heads: int,
@@ -61,6 +66,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     raise ValueError(f"model config variant must be 'default' or 'tiny', got {arg!r}")
   config = ml_collections.ConfigDict()
   config.bn_axis_name = ml_collections.config_dict.placeholder(str)
+  config.face_size = constants.IDENTITY_FACE_SIZE
   if arg == "default":
     config.embed_dim = 512
     config.window_seconds = 1.0

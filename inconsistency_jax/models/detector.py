@@ -27,7 +27,9 @@ from inconsistency_jax.models import whisper
 
 
 class IdentityEncoder(nn.Module):
-  """mu (or gamma): faces [B, F, 112, 112, 3] RGB in [0, 255] -> unit window embedding [B, d].
+  """mu (or gamma): faces [B, F, S, S, 3] RGB in [0, 255] -> unit window embedding [B, d].
+
+  S = ``face_size``: 112, AdaFace's input; smaller sizes only for CPU demos (no checkpoint fits).
 
   The faces of one window go through the IResNet frame by frame (after AdaFace's BGR
   preprocessing, :func:`iresnet.preprocess_faces`); their unit AdaFace features [B, F, 512]
@@ -35,6 +37,7 @@ class IdentityEncoder(nn.Module):
   """
   embed_dim: int
   arch: str = "ir_101"
+  face_size: int = constants.IDENTITY_FACE_SIZE
   stage_widths: Sequence[int] = iresnet.STAGE_WIDTHS
   stem_width: int = iresnet.STEM_WIDTH
   face_embedding_dim: int = iresnet.EMBEDDING_DIM
@@ -51,14 +54,15 @@ class IdentityEncoder(nn.Module):
   @nn.compact
   def __call__(self, faces, frame_valid=None, train: bool = False):
     if faces.ndim != 5:
-      size = constants.IDENTITY_FACE_SIZE
+      size = self.face_size
       raise ValueError(f"IdentityEncoder expects faces [batch, frames, {size}, {size}, 3], got "
                        f"{tuple(faces.shape)}")
     batch, frames = faces.shape[:2]
     pixels = iresnet.preprocess_faces(faces.reshape((batch * frames,) + faces.shape[2:]))
     features, _ = iresnet.IResNet(
         arch=self.arch, stage_widths=tuple(self.stage_widths), stem_width=self.stem_width,
-        embedding_dim=self.face_embedding_dim, dropout_rate=self.backbone_dropout,
+        embedding_dim=self.face_embedding_dim, input_size=self.face_size,
+        dropout_rate=self.backbone_dropout,
         bn_axis_name=self.bn_axis_name, dtype=self.dtype, name="backbone")(pixels, train)
     features = features.reshape(batch, frames, -1)
     return temporal.TemporalTransformer(
@@ -136,9 +140,11 @@ class InconsistencyDetector(nn.Module):
 
 
 def _identity_encoder(face_config: ml_collections.ConfigDict, temporal_config, embed_dim: int,
-                      max_frames: int, bn_axis_name, dtype) -> IdentityEncoder:
+                      max_frames: int, bn_axis_name, dtype,
+                      face_size: int = constants.IDENTITY_FACE_SIZE) -> IdentityEncoder:
   return IdentityEncoder(
-      embed_dim=embed_dim, arch=face_config.arch, stage_widths=tuple(face_config.stage_widths),
+      embed_dim=embed_dim, arch=face_config.arch, face_size=face_size,
+      stage_widths=tuple(face_config.stage_widths),
       stem_width=face_config.stem_width, face_embedding_dim=face_config.embedding_dim,
       backbone_dropout=face_config.dropout, temporal_width=temporal_config.width,
       temporal_depth=temporal_config.depth, temporal_heads=temporal_config.num_heads,
@@ -157,6 +163,7 @@ def build_detector(config: ml_collections.ConfigDict, dtype: Any = jnp.float32,
     raise ValueError(f"audio.context must be 'window' (Whisper on the window only) or 'full' "
                      f"(30-s padded input), got {config.audio.context!r}")
   dims = whisper_dims(config.audio)
+  face_size = config.get("face_size", constants.IDENTITY_FACE_SIZE)
   audio = AudioEncoder(
       embed_dim=config.embed_dim, n_mels=dims.n_mels, whisper_width=dims.width,
       whisper_heads=dims.num_heads, whisper_layers=dims.num_layers,
@@ -170,9 +177,10 @@ def build_detector(config: ml_collections.ConfigDict, dtype: Any = jnp.float32,
       dtype=dtype)
   return InconsistencyDetector(
       identity_encoder=_identity_encoder(config.identity, config.identity.temporal,
-                                         config.embed_dim, config.frames_per_window, axis, dtype),
+                                         config.embed_dim, config.frames_per_window, axis, dtype,
+                                         face_size),
       visual_encoder=_identity_encoder(config.visual, config.visual.temporal, config.embed_dim,
-                                       config.frames_per_window, axis, dtype),
+                                       config.frames_per_window, axis, dtype, face_size),
       audio_encoder=audio)
 
 
