@@ -20,6 +20,10 @@ settings from --config. Under WORKDIR/eval/ (process 0 writes):
   kodf.md / .csv            eval.kodf_set: mean +- std AUC over eval.kodf_draws random draws of
                             276 real + 544 fake videos (seed eval.kodf_seed)
   fig4_motion.png / .csv    eval.motion_set: AUC per motion-magnitude quantile bin (Fig. 4)
+  table2_by_<column>.md     with eval.ground_truth (a CSV keyed by video path, e.g. data.synth's
+                            synthetic_ground_truth.csv): AUC per value of its
+                            eval.ground_truth_column (e.g. the synthetic 'kind': rvfa, lipsync,
+                            drift, ...), each group's fakes against all reals
   summary.json              every number above, the checkpoint, counts of unscored tracks
 
 Videos are scored by their least consistent track; for the Intra and Cross rows the same
@@ -28,6 +32,7 @@ of the Cross row, counted in summary.json).
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import math
@@ -40,7 +45,6 @@ import numpy as np
 
 from data import constants
 from data import protocols
-from data.datasets import splits
 from inconsistency_jax import inference
 
 log = logging.getLogger(__name__)
@@ -124,6 +128,34 @@ def category_table(track_rows, categories: Sequence[str], fake_video: Sequence[s
   note = ("Each category's fakes against all real videos; AVG-FV = mean over "
           f"{', '.join(fake_video)}. Videos scored by their least consistent track.")
   return protocols.Table(title, columns, table, note=note), numbers
+
+
+def read_groups(path: str, column: str) -> dict[str, str]:
+  """video id (a path without suffix) -> `column` of a ground-truth CSV such as data.synth's
+  synthetic_ground_truth.csv (key column: path, relative_path or video_id)."""
+  with open(path, newline="", encoding="utf-8-sig") as f:
+    rows = list(csv.DictReader(f))
+  key = next((k for k in ("path", "relative_path", "video_id") if rows and k in rows[0]), None)
+  if key is None or column not in rows[0]:
+    raise ValueError(f"{path} needs a path (or relative_path / video_id) column and a {column!r}"
+                     f" column; it has {list(rows[0]) if rows else 'no rows'}")
+  return {str(pathlib.PurePosixPath(r[key].replace("\\", "/")).with_suffix("")): r[column]
+          for r in rows}
+
+
+def group_table(track_rows, groups: dict[str, str], column: str,
+                title: str) -> tuple[protocols.Table, dict]:
+  """AUC of every ground-truth group's fakes against all reals (e.g. per synthetic kind)."""
+  rows = [{**r, "category": groups.get(r["video_id"], "?")} for r in track_rows]
+  names = sorted({r["category"] for r in rows if int(r["label"]) == constants.FAKE})
+  table, numbers = {}, {}
+  for row_name, score in SCORE_ROWS.items():
+    metrics = protocols.per_category_metrics(video_rows(rows, score), names)
+    table[row_name] = {f"{n} AUC": m.auc for n, m in metrics.items()}
+    numbers[row_name] = {n: {"auc": m.auc, "ap": m.ap, "real": m.num_real, "fake": m.num_fake}
+                         for n, m in metrics.items()}
+  note = f"Fakes of each {column} against all real videos."
+  return protocols.Table(title, [f"{n} AUC" for n in names], table, note=note), numbers
 
 
 def compression_table(rows_by_quality: dict[str, list[dict]],
@@ -259,6 +291,14 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
     if writer:
       table.save(out_dir, "table2")
       log.info("\n%s", table.markdown())
+  if c.get("ground_truth") and c.table2_set in scores:
+    column = c.get("ground_truth_column", "kind")
+    table, numbers = group_table(scores[c.table2_set], read_groups(c.ground_truth, column),
+                                 column, f"{c.table2_set}, AUC per {column}")
+    summary[f"table2_by_{column}"] = numbers
+    if writer:
+      table.save(out_dir, f"table2_by_{column}")
+      log.info("\n%s", table.markdown())
   qualities = {"RAW": c.table2_set, **dict(c.compression_sets)}
   if c.compression_sets and all(s in scores for s in qualities.values()):
     table, numbers = compression_table({q: scores[s] for q, s in qualities.items()},
@@ -268,9 +308,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
       table.save(out_dir, "table3")
       log.info("\n%s", table.markdown())
   if c.kodf_set and c.kodf_set in scores:
-    table, numbers = kodf_table(scores[c.kodf_set], c.kodf_draws, c.kodf_seed,
-                                c.get("kodf_real", splits.KODF_DRAW_REAL),
-                                c.get("kodf_fake", splits.KODF_DRAW_FAKE))
+    table, numbers = kodf_table(scores[c.kodf_set], c.kodf_draws, c.kodf_seed, c.kodf_real,
+                                c.kodf_fake)
     summary["kodf"] = numbers
     if writer:
       table.save(out_dir, "kodf")
@@ -293,7 +332,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
 
 
 def _write_csv(path: pathlib.Path, rows: list[dict]) -> None:
-  import csv
   path.parent.mkdir(parents=True, exist_ok=True)
   with open(path, "w", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -130,3 +130,18 @@ def test_evaluate_writes_scores_tables_and_figures(tmp_path):
   assert set(summary["kodf"]) == {"Intra", "Cross", "Intra+Cross"}
   assert json.loads((out / "summary.json").read_text())["checkpoint"] == "latest"
   assert constants.REAL == 0
+
+
+def test_ground_truth_groups_split_a_category(tmp_path):
+  truth = tmp_path / "truth.csv"
+  lines = ["path,kind"] + [f"real{i}.mp4,real" for i in range(6)]
+  lines += [f"drift{i}.mp4,{'drift' if i < 3 else 'swap'}" for i in range(6)]
+  truth.write_text("\n".join(lines) + "\n")
+  groups = evaluate.read_groups(str(truth), "kind")
+  assert groups["drift0"] == "drift" and groups["drift5"] == "swap"
+  rows = [r for r in _scores() if r["category"] != "RVFA"]
+  _, numbers = evaluate.group_table(rows, groups, "kind", "t")
+  assert set(numbers["Intra"]) == {"drift", "swap"}
+  assert numbers["Intra"]["drift"]["auc"] == 1.0 and numbers["Intra"]["drift"]["fake"] == 3
+  with pytest.raises(ValueError, match="'colour' column"):
+    evaluate.read_groups(str(truth), "colour")

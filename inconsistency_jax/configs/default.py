@@ -38,6 +38,7 @@ Choices where the paper is silent (NOTES.md lists them as unknown), each the def
 import ml_collections
 import ml_collections.config_dict
 
+from data.datasets import splits
 from inconsistency_jax import input_pipeline
 from inconsistency_jax.configs import model as model_config
 
@@ -91,18 +92,24 @@ def base(model_variant: str = "default") -> ml_collections.ConfigDict:
   # Table 2: per-category AUC/AP of this test set, in these columns; AVG-FV averages the
   # fake-video ones.
   c.eval.table2_set = "fakeavceleb"
-  c.eval.categories = ("RVFA", "FVRA-WL", "FVFA-FS", "FVFA-GAN", "FVFA-WL")
-  c.eval.fake_video_categories = ("FVRA-WL", "FVFA-FS", "FVFA-GAN", "FVFA-WL")
+  c.eval.categories = splits.FAKEAVCELEB_PAPER_CATEGORIES
+  c.eval.fake_video_categories = splits.FAKEAVCELEB_FAKE_VIDEO_CATEGORIES
   # Table 3: quality name -> test set (the same videos re-encoded, see data.reencode); the
   # table2 set is the 'RAW' column.
   c.eval.compression_sets = ml_collections.ConfigDict()
   # KoDF adversarial subset: mean +- std AUC over draws of 276 real + 544 fake ('' = skip).
   c.eval.kodf_set = ""
-  c.eval.kodf_draws = 1000
+  c.eval.kodf_draws = splits.KODF_DRAWS
+  c.eval.kodf_real = splits.KODF_DRAW_REAL
+  c.eval.kodf_fake = splits.KODF_DRAW_FAKE
   c.eval.kodf_seed = 0
   # Fig. 4: AUC against motion magnitude on this set, in this many quantile bins ('' = skip).
   c.eval.motion_set = "fakeavceleb"
   c.eval.motion_bins = 4
+  # Optional ground truth keyed by video path (e.g. data.synth's synthetic_ground_truth.csv):
+  # an extra table of AUC per value of this column ('' = none).
+  c.eval.ground_truth = ""
+  c.eval.ground_truth_column = "kind"
   return c
 
 
