@@ -26,8 +26,7 @@ from data import video
 from data.facetrack import crops as crops_lib
 from data.facetrack import detect as detect_lib
 from data.facetrack import landmarks as landmarks_lib
-from data.facetrack.memory import RELEASE_EVERY
-from data.facetrack.memory import release_free_memory
+from data.facetrack import memory
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +157,8 @@ class FaceTracker:
         for plan, tracker in zip(plans, trackers):
           x1, y1, x2, y2 = plan.boxes[frame.index]
           tracker.process(frame.index, frame.image[y1:y2, x1:x2], (x1, y1))
-        if frame.index % RELEASE_EVERY == RELEASE_EVERY - 1:
-          release_free_memory()
+        if frame.index % memory.RELEASE_EVERY == memory.RELEASE_EVERY - 1:
+          memory.release_free_memory()
       num_frames = min(count, detections.num_frames)
       seen = [t.seen_counts for t in trackers]
       kept = [t.finish(num_frames, o.min_detected_fraction) for t in trackers]
@@ -201,8 +200,8 @@ class FaceTracker:
                       if o.with_112 else None),
             landmarks_224=align.apply(m224[i], track.landmarks(i)).astype(np.float32),
             transform_224=m224[i], transform_112=m112[i], detected=bool(track.detected[i])))
-      if frame.index % RELEASE_EVERY == RELEASE_EVERY - 1:
-        release_free_memory()
+      if frame.index % memory.RELEASE_EVERY == memory.RELEASE_EVERY - 1:
+        memory.release_free_memory()
     analysis.timings["render_s"] = time.perf_counter() - start
 
   def track(self, path, video_id: Optional[str] = None) -> list:
