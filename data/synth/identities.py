@@ -136,7 +136,7 @@ def sample_recipes(num_identities: int, seed: int, usable_photos: set[str]) -> l
         portrait_weight=float(rng.uniform(0.25, 0.5)) if others and rng.random() < 0.45 else 0.0,
         skin_shift=(float(rng.uniform(-14, 8)), float(rng.uniform(-3, 7)),
                     float(rng.uniform(-4, 10))),
-        clothes_hue=float(rng.uniform(-40, 40)),
+        clothes_hue=float(rng.uniform(-20, 20)),
         clothes_gain=float(rng.uniform(0.55, 1.15)),
         skin_smoothing=float(rng.uniform(0.0, 0.8)),
         voice=voice_lib.Voice.sample(rng, gender)))

@@ -24,6 +24,9 @@ RESOLUTIONS = ((426, 240, 2), (320, 240, 1), (240, 240, 1), (640, 360, 2), (480,
                (360, 360, 1), (854, 480, 2), (640, 480, 1), (480, 480, 1), (1280, 720, 1),
                (960, 720, 1), (720, 720, 1))
 TWO_PERSON_FRACTION = 0.12
+# Smallest forehead-to-chin height in pixels: low-resolution videos show the face larger, as
+# face-centred low-resolution datasets do, so lips stay measurable (about 14 px of mouth).
+MIN_FACE_PIXELS = {1: 100, 2: 80}
 _YOUTUBE_ALPHABET = string.ascii_letters + string.digits + "-_"
 
 
@@ -188,6 +191,7 @@ def _sample_plan(rng: np.random.Generator, key: str, recipes, recipe, partner: s
       center = (0.28 + 0.44 * slot + float(rng.uniform(-0.02, 0.02)),
                 float(rng.uniform(0.4, 0.48)))
       face_height = float(rng.uniform(0.24, 0.3))
+    face_height = min(max(face_height, MIN_FACE_PIXELS[len(speakers)] / height), 0.55)
     people.append(PersonPlan(identity=speaker, mouth=utterance, blinks=_blinks(rng, duration),
                              motion=Motion.sample(rng), center=center,
                              face_height=face_height))
