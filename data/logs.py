@@ -22,3 +22,19 @@ def setup(verbose: bool = False) -> None:
                "apache_beam"):
     logging.getLogger(name).setLevel(logging.WARNING if not verbose else logging.INFO)
   warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def progress(iterable=None, **kwargs):
+  """A tqdm progress bar on stderr: live on a terminal, one line every 30 s in a log file.
+
+  Only process 0 of a multi-host JAX run shows it (when JAX is already imported).
+  """
+  import sys
+  from tqdm import tqdm
+  interactive = sys.stderr.isatty()
+  kwargs.setdefault("file", sys.stderr)
+  kwargs.setdefault("mininterval", 0.5 if interactive else 30.0)
+  kwargs.setdefault("dynamic_ncols", interactive)
+  if "jax" in sys.modules and "disable" not in kwargs:
+    kwargs["disable"] = sys.modules["jax"].process_index() != 0
+  return tqdm(iterable, **kwargs)

@@ -199,10 +199,9 @@ def process_shard(job: ShardJob, out_dir: str = "") -> dict:
 
 def run_direct(jobs: list[ShardJob], out: pathlib.Path, options: PrepareOptions, workers: int,
                verbose: bool) -> list[dict]:
-  from tqdm import tqdm
   manifest = facetrack_cli.Manifest(out / ".shards.jsonl")
   try:
-    with tqdm(total=len(jobs), desc="prepare", unit="shard", file=sys.stderr) as progress:
+    with logs.progress(total=len(jobs), desc="prepare", unit="shard") as progress:
       return facetrack_cli.run(jobs, out, options, workers=workers, manifest=manifest,
                                verbose=verbose, progress=progress, task=process_shard,
                                initializer=init_worker)

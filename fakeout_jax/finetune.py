@@ -34,6 +34,7 @@ import optax
 from flax import jax_utils
 from flax.training import train_state
 
+from data import logs
 from data import records
 from data import workdir as workdir_lib
 from fakeout_jax import checkpoints
@@ -305,9 +306,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     run.save(step, jax.device_get(jax_utils.unreplicate(state)), extra={"step": step},
              metrics=metrics)
 
-  from tqdm import tqdm
-  progress = tqdm(total=total_steps, initial=step, desc="finetune", unit="step",
-                  file=sys.stderr, disable=jax.process_index() != 0)
+  progress = logs.progress(total=total_steps, initial=step, desc="finetune", unit="step")
   window_start, window_steps = time.perf_counter(), 0
   while step < total_steps:
     epoch, offset = divmod(step, steps_per_epoch)
@@ -367,7 +366,6 @@ def validate(p_eval_step, state, files, config, step, run) -> Optional[dict]:
 def main(argv) -> None:
   del argv
   from absl import flags
-  from data import logs
   FLAGS = flags.FLAGS
   logs.setup(FLAGS.verbose)
   workdir_lib.initialize_distributed(FLAGS.tpu)

@@ -22,7 +22,6 @@ import logging
 import multiprocessing
 import os
 import pathlib
-import sys
 import time
 import traceback
 from concurrent.futures.process import BrokenProcessPool
@@ -264,7 +263,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
   args = parse_args(argv)
   logs.setup(args.verbose)
-  from tqdm import tqdm
   options = pipeline.TrackerOptions(
       stride=args.stride, max_faces=args.max_faces, crop_mode=args.crop_mode,
       detect_max_side=args.detect_max_side or None, max_seconds=args.max_seconds or None,
@@ -292,7 +290,7 @@ def main(argv=None) -> int:
     todo.append(job)
   log.info("%d inputs under %s: %d to do, %d already done", len(jobs), root, len(todo), skipped)
   try:
-    with tqdm(total=len(todo), desc="facetrack", unit="video", file=sys.stderr) as progress:
+    with logs.progress(total=len(todo), desc="facetrack", unit="video") as progress:
       results = run(todo, out_dir, options, workers=args.workers, manifest=manifest,
                     verbose=args.verbose, progress=progress)
   finally:
