@@ -28,12 +28,15 @@ from data.synth import pipeline
 from data.synth import plan as plan_lib
 from data.synth import render
 from data.synth import soundtrack
+from data.synth import verify
 from data.synth import voice
 from data.synth import warp
 
 TINY = dict(identities=4, videos_per_identity=1, fakes_per_video=8, min_seconds=2.0,
             max_seconds=2.5, max_height=360, workers=2, seed=7)
 MISMATCHED_KINDS = ("rvfa", "lipsync")
+_ground_truth = verify.ground_truth
+_frames = verify.decode_frames
 
 
 @pytest.fixture(scope="session")
@@ -42,23 +45,6 @@ def tiny_set(tmp_path_factory) -> pathlib.Path:
   summary = pipeline.generate(pipeline.Config(out=out, layout="fakeavceleb", **TINY))
   assert not summary.failures, summary.failures
   return summary.root
-
-
-def _ground_truth(root: pathlib.Path) -> list[dict[str, str]]:
-  with open(root / layouts.GROUND_TRUTH_FILE, newline="") as handle:
-    return list(csv.DictReader(handle))
-
-
-def _frames(path: pathlib.Path) -> list[np.ndarray]:
-  with av.open(str(path)) as container:
-    return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
-
-
-def _audio(path: pathlib.Path) -> tuple[np.ndarray, int]:
-  with av.open(str(path)) as container:
-    rate = container.streams.audio[0].rate
-    chunks = [frame.to_ndarray().mean(axis=0) for frame in container.decode(audio=0)]
-  return np.concatenate(chunks), rate
 
 
 # --------------------------------------------------------------------------- layout
@@ -153,39 +139,14 @@ def test_faceforensics_layout_and_splits(tmp_path):
 # --------------------------------------------------------------------------- signals
 
 
-def _mouth_openings(frames: list[np.ndarray]) -> np.ndarray:
-  """Inner-lip gap over inter-ocular distance per frame (NaN where no face is found)."""
-  import mediapipe as mp
-  openings = []
-  with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1,
-                                       refine_landmarks=True) as mesh:
-    for frame in frames:
-      result = mesh.process(frame)
-      if not result.multi_face_landmarks:
-        openings.append(np.nan)
-        continue
-      points = np.array([(p.x * frame.shape[1], p.y * frame.shape[0])
-                         for p in result.multi_face_landmarks[0].landmark])
-      openings.append(np.linalg.norm(points[13] - points[14])
-                      / np.linalg.norm(points[33] - points[263]))
-  return np.array(openings)
-
-
 def test_mouth_follows_the_audio_in_reals_but_not_in_mismatched_fakes(tiny_set):
   measured = {}
   for row in _ground_truth(tiny_set):
     if row["num_people"] != "1" or row["kind"] not in ("real",) + MISMATCHED_KINDS:
       continue
-    path = tiny_set / row["path"]
-    frames = _frames(path)
-    audio, rate = _audio(path)
-    loudness = soundtrack.frame_rms(audio, float(Fraction(row["fps"])), len(frames),
-                                    rate)
-    opening = _mouth_openings(frames)
-    found = ~np.isnan(opening)
-    assert found.mean() > 0.95, row["path"]
-    measured.setdefault(row["kind"], []).append(
-        voice.correlation(opening[found], loudness[found]))
+    r, found = verify.lip_sync(tiny_set / row["path"], Fraction(row["fps"]))
+    assert found > 0.95, row["path"]
+    measured.setdefault(row["kind"], []).append(r)
   assert min(measured["real"]) > 0.5, measured
   for kind in MISMATCHED_KINDS:
     assert max(abs(r) for r in measured[kind]) < 0.2, measured
@@ -200,29 +161,22 @@ def test_ground_truth_design_sync(tiny_set):
       assert abs(r) < 0.1, row
 
 
-def _mtcnn_hit_rate(root: pathlib.Path, frames_per_video: int | None) -> dict[str, float]:
+def _mtcnn_hit_rates(root: pathlib.Path, frames_per_video: int | None) -> dict[str, float]:
   from mtcnn import MTCNN
   detector = MTCNN()
-  rates = {}
-  for row in _ground_truth(root):
-    frames = _frames(root / row["path"])
-    if frames_per_video:
-      frames = [frames[i] for i in np.linspace(0, len(frames) - 1, frames_per_video).astype(int)]
-    hits = 0
-    for faces in detector.detect_faces(frames):
-      hits += sum(face["confidence"] > 0.9 for face in faces) >= int(row["num_people"])
-    rates[row["path"]] = hits / len(frames)
-  return rates
+  return {row["path"]: verify.mtcnn_hit_rate(root / row["path"], int(row["num_people"]),
+                                             count=frames_per_video, detector=detector)
+          for row in _ground_truth(root)}
 
 
 def test_mtcnn_finds_every_face_in_sampled_frames_of_every_video(tiny_set):
-  rates = _mtcnn_hit_rate(tiny_set, frames_per_video=4)
+  rates = _mtcnn_hit_rates(tiny_set, frames_per_video=4)
   assert min(rates.values()) >= 0.95, {p: r for p, r in rates.items() if r < 0.95}
 
 
 @pytest.mark.slow
 def test_mtcnn_finds_every_face_in_all_frames_of_every_video(tiny_set):
-  rates = _mtcnn_hit_rate(tiny_set, frames_per_video=None)
+  rates = _mtcnn_hit_rates(tiny_set, frames_per_video=None)
   assert min(rates.values()) >= 0.95, {p: r for p, r in rates.items() if r < 0.95}
 
 
