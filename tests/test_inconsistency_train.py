@@ -50,13 +50,15 @@ def _checkpoint_arrays(workdir, step, which="latest"):
 
 
 def _cli(root, workdir, cache):
-  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache, PYTHONUNBUFFERED="1")
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache, PYTHONUNBUFFERED="1",
+             PYTHONPATH=str(repo), XLA_FLAGS="--xla_force_host_platform_device_count=2")
   return subprocess.Popen(
       [sys.executable, "-m", "inconsistency_jax.train",
        "--config=inconsistency_jax/configs/synthetic_tiny.py:smoke",
        f"--config.data.root={root}", f"--config.train.num_steps={NUM_STEPS}",
        f"--workdir={workdir}"],
-      cwd=pathlib.Path(__file__).resolve().parents[1], env=env,
+      cwd=repo, env=env,
       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -109,6 +111,20 @@ def test_training_runs_logs_and_resumes_after_sigkill_bit_for_bit(root, tmp_path
   assert not different, f"resumed run differs from the uninterrupted one in {different[:5]}"
 
 
+def test_the_nan_guard_runs_when_metrics_are_fetched(tmp_path):
+  work = workdir_lib.Workdir(tmp_path / "guard", fixtures.smoke_config(tmp_path))
+  buffer = train._MetricBuffer(work)  # noqa: SLF001
+  replicated = lambda loss: {"loss": np.array([loss, loss]), "intra_loss": np.zeros(2)}
+  buffer.add(1, replicated(0.5))
+  assert buffer.flush()["loss"] == 0.5
+  buffer.add(2, replicated(0.4))
+  buffer.add(3, replicated(np.nan))
+  with pytest.raises(workdir_lib.NonFiniteLossError, match="loss became nan at step 3"):
+    buffer.flush()
+  work.close()
+
+
+@pytest.mark.slow
 def test_nan_loss_stops_before_anything_is_saved(root, tmp_path, monkeypatch):
   monkeypatch.setattr(ip, "resample_to_whisper",
                       lambda audio: np.full(len(audio) * 160 // 441 + 1, np.nan, np.float32))
