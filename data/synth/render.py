@@ -41,7 +41,6 @@ def render_video(plan: plan_lib.VideoPlan, bank: identities.IdentityBank,
   audio = soundtrack.render_audio(plan)
   with video_writer.VideoWriter(path, fps=fps, size=(plan.width, plan.height),
                                 sample_rate=constants.SAMPLE_RATE, crf=CRF) as writer:
-    _deterministic_x264(writer)
     for index in range(plan.num_frames):
       time = (index + 0.5) / fps
       frame, shake = scene.background_at(time)
@@ -53,20 +52,6 @@ def render_video(plan: plan_lib.VideoPlan, bank: identities.IdentityBank,
     writer.write_audio(audio)
   loudness = soundtrack.frame_rms(audio, fps, plan.num_frames)
   return voice_lib.correlation(people[0].mouth, loudness)
-
-
-def _deterministic_x264(writer: video_writer.VideoWriter) -> None:
-  """Turns off libx264's macroblock-tree rate control, the one non-deterministic part.
-
-  With mbtree on, this libx264 build encodes the same frames to different bitstreams depending
-  on what the process allocated before (measured: 6 different outputs in 6 runs with the heap
-  disturbed between runs, one output with mbtree=0, threads on or off). A seed must give
-  identical decoded frames, so mbtree is off for every video, real or fake alike.
-  TODO(data/video_writer.py owner): expose encoder options (or a `deterministic` switch) so
-  this does not reach into the writer's stream before its first frame opens the encoder.
-  """
-  stream = writer._video  # noqa: SLF001 -- see TODO
-  stream.options = {**stream.options, "x264-params": "mbtree=0"}
 
 
 def _head_transform(person: plan_lib.PersonPlan, frame_height: int, time: float,
