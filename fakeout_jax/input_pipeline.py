@@ -13,6 +13,8 @@ What the released FakeOut code does, and this pipeline reproduces by default:
   is all N windows of a track together, and the audio windows are placed with their own
   ``linspace`` over the audio (stride 1), NOT aligned with the video clips
   (``eval_audio_alignment='released'``); ``'aligned'`` cuts each audio window at its clip's start.
+  ``eval_audio_shift_seconds`` moves every evaluation audio window by a fixed time, wrapping
+  around the track's audio (the audio-shift study of the paper's Fig. 13).
 * A track without audio gets an all-zero spectrogram (the released "dummy audio": zeros in, zeros
   out of the dB conversion).
 * Training augmentation, video only, each with probability 1/2 and one draw per clip: horizontal
@@ -60,6 +62,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.train_clip_start = "random"        # 'random' (paper) | 'start' (released code)
   c.eval_num_clips = 5
   c.eval_audio_alignment = "released"  # 'released' (own linspace) | 'aligned' (clip start)
+  # Fig. 13: shift every evaluation audio window by this many seconds (positive: the audio
+  # comes from later in the track than its video), circularly within the track's audio.
+  c.eval_audio_shift_seconds = 0.0
   c.augment = True
   c.flip_prob = 0.5
   c.brightness_prob = 0.5
@@ -210,6 +215,10 @@ def eval_example(record, c: ml_collections.ConfigDict):
     else:
       raise ValueError("eval_audio_alignment must be 'released' or 'aligned', got "
                        f"{c.eval_audio_alignment!r}")
+    # .get: configs saved before this option existed (a workdir's config.json) lack it.
+    shift = int(round(c.get("eval_audio_shift_seconds", 0.0) * constants.SAMPLE_RATE))
+    if shift:  # _audio_windows loops the waveform, so a shift past either end wraps around
+      audio_starts = audio_starts + shift
     out["audio"] = _spectrograms(record, audio_starts, c)
   return out
 

@@ -191,3 +191,42 @@ def test_record_filter_keeps_reals_and_the_chosen_methods(tmp_path):
   ids = [b["video_id"][0] for b in ip.eval_dataset(files, c, batch_size=1,
                                                    record_filter=keep).as_numpy_iterator()]
   assert ids == [b"v000", b"v001", b"v003"]
+
+
+@pytest.mark.parametrize("alignment", ["released", "aligned"])
+def test_eval_audio_shift_moves_every_window_and_wraps_around(tmp_path, alignment):
+  frames = 40
+  rng = np.random.default_rng(3)
+  samples = int(frames / constants.FPS * constants.SAMPLE_RATE)
+  # Noise under a rising envelope: a shifted window has a different spectrogram (a pure tone
+  # would not, so the test could not tell a shift from none).
+  audio = rng.uniform(-1, 1, samples) * np.linspace(0.01, 0.9, samples)
+  audio = (np.round(audio * 32767) / 32767).astype(np.float32)  # what 16-bit PCM keeps
+  path = tmp_path / records.shard_name("test", 0, 1)
+  with records.ShardWriter(path) as writer:
+    writer.write(records.serialize_track(records.TrackArrays(
+        frames_224=np.zeros((frames, 224, 224, 3), np.uint8),
+        timestamps=np.arange(frames) / constants.FPS, detected=np.ones(frames, bool),
+        fps=constants.FPS, audio=audio), records.TrackMetadata(
+            video_id="v", dataset="unit", label=0)))
+  c = _small_config(augment=False, eval_audio_alignment=alignment)
+  if alignment == "released":
+    starts = np.linspace(0, samples - ip.AUDIO_WINDOW, c.eval_num_clips).astype(int)
+  else:
+    clip_starts = np.linspace(0, frames - c.num_frames * c.frame_stride,
+                              c.eval_num_clips).astype(int)
+    starts = np.round(clip_starts / constants.FPS * constants.SAMPLE_RATE).astype(int)
+
+  def spectrograms(shift_seconds):
+    c.eval_audio_shift_seconds = shift_seconds
+    batch = next(ip.eval_dataset([str(path)], c, batch_size=1).as_numpy_iterator())
+    return batch["audio"][0, ..., 0]
+
+  unshifted = spectrograms(0.0)
+  for shift in (0.25, -0.5):
+    offset = int(round(shift * constants.SAMPLE_RATE))
+    windows = np.take(audio, (starts + offset)[:, None] + np.arange(ip.AUDIO_WINDOW), mode="wrap")
+    expected = ip.log_mel_spectrogram(tf.constant(windows)).numpy()
+    shifted = spectrograms(shift)
+    np.testing.assert_allclose(shifted, expected, atol=1e-3, rtol=0)
+    assert np.abs(shifted - unshifted).mean() > 1.0  # dB: the shift changed what is heard
