@@ -159,3 +159,17 @@ def test_validation_loss_picks_the_best_checkpoint(root, tmp_path):
   assert sorted(val) == [2, 4, 6, 8] and all(np.isfinite(v) for v in val.values())
   best = [int(p.name) for p in (workdir / "checkpoints/best").iterdir() if p.name.isdigit()]
   assert best == [min(val, key=val.get)]
+
+
+def test_every_experiment_config_loads_and_names_its_sets():
+  import importlib
+  import pkgutil
+  from inconsistency_jax import configs
+  names = [m.name for m in pkgutil.iter_modules(configs.__path__) if m.name != "model"]
+  assert {"default", "synthetic_tiny", "table3_compression", "kodf"} <= set(names)
+  for name in names:
+    config = importlib.import_module(f"inconsistency_jax.configs.{name}").get_config()
+    ev = config.eval
+    named = [ev.table2_set, ev.kodf_set, ev.motion_set, *ev.compression_sets.values()]
+    assert all(not n or n in config.data.test for n in named), (name, named)
+    assert config.train.identities_per_batch >= 2 and config.model.bn_axis_name == "batch"
