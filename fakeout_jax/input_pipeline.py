@@ -72,7 +72,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.hue_prob = 0.5
   c.hue_max_delta = 0.2
   c.oversample = "balance"             # 'balance' the two classes | 'none'
-  c.shuffle_buffer = 256
+  # Records are whole tracks (megabytes): a small buffer over interleaved files mixes them.
+  c.shuffle_buffer = 16
+  c.interleave_files = 8
   c.skip_corrupt_records = False
   return c
 
@@ -268,24 +270,37 @@ class RecordFilter:
 
 
 def _records(files: Sequence[str], c, shuffle_seed: Optional[int] = None) -> tf.data.Dataset:
+  """Serialized records; with a seed, files in a seeded order and read interleaved (a record
+  is a whole track, megabytes, so mixing happens across files rather than in a big buffer)."""
   files = list(files)
-  if shuffle_seed is not None:
+  if shuffle_seed is None:
+    ds = tf.data.TFRecordDataset(files)
+  else:
     files = [files[i] for i in np.random.default_rng(shuffle_seed).permutation(len(files))]
-  ds = tf.data.TFRecordDataset(files, num_parallel_reads=1)
+    ds = tf.data.Dataset.from_tensor_slices(files).interleave(
+        tf.data.TFRecordDataset, cycle_length=min(len(files), c.get("interleave_files", 8)),
+        block_length=1, deterministic=True)
   if c.get("skip_corrupt_records", False):
     ds = ds.ignore_errors(log_warning=True)
   return ds
 
 
+_SELECTION_SPEC = {"label": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+                   "method": tf.io.FixedLenFeature([], tf.string, default_value=""),
+                   "category": tf.io.FixedLenFeature([], tf.string, default_value="")}
+
+
+def _selection_fields(serialized):
+  """Label, method and category only: what filtering needs, without copying any frame."""
+  return tf.io.parse_single_sequence_example(serialized, context_features=_SELECTION_SPEC)[0]
+
+
 def count_labels(files: Sequence[str], record_filter: RecordFilter = RecordFilter()
                  ) -> dict[int, int]:
   """Number of tracks per label after filtering (reads only the context of each record)."""
-  spec = {"label": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
-          "method": tf.io.FixedLenFeature([], tf.string, default_value=""),
-          "category": tf.io.FixedLenFeature([], tf.string, default_value="")}
   ds = tf.data.TFRecordDataset(list(files)).map(
-      lambda r: tf.io.parse_single_sequence_example(r, context_features=spec)[0],
-      num_parallel_calls=tf.data.AUTOTUNE).filter(record_filter.keep).map(lambda r: r["label"])
+      _selection_fields, num_parallel_calls=tf.data.AUTOTUNE).filter(
+          record_filter.keep).map(lambda r: r["label"])
   labels = np.fromiter(ds.as_numpy_iterator(), np.int64)
   return {int(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True))}
 
@@ -321,21 +336,31 @@ def train_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_s
   if total < batch_size:
     raise ValueError(f"{total} training examples on host {host.index} cannot fill one batch "
                      f"of {batch_size}")
-  parsed = _records(files, c, shuffle_seed=epoch_seed).map(records.parse_track).filter(
-      record_filter.keep)
+
+  def selected(label=None):
+    def keep(serialized):
+      fields = _selection_fields(serialized)
+      keep = record_filter.keep(fields)
+      return keep if label is None else tf.logical_and(keep, tf.equal(fields["label"], label))
+    return keep
+
+  # Records stay serialized until after selection, shuffling and skipping: only the examples
+  # used are parsed and decoded.
+  serialized = _records(files, c, shuffle_seed=epoch_seed)
   if c.oversample == "balance" and len(counts) == 2:
-    per_class = [parsed.filter(lambda r, k=k: tf.equal(r["label"], k)).repeat()
+    per_class = [serialized.filter(selected(k)).repeat()
                  .shuffle(c.shuffle_buffer, seed=epoch_seed + k) for k in sorted(counts)]
     ds = tf.data.Dataset.sample_from_datasets(per_class, [0.5, 0.5], seed=epoch_seed,
                                               stop_on_empty_dataset=False)
   elif c.oversample in ("balance", "none"):
-    ds = parsed.shuffle(c.shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+    ds = serialized.filter(selected()).shuffle(c.shuffle_buffer, seed=epoch_seed,
+                                               reshuffle_each_iteration=False)
   else:
     raise ValueError(f"oversample must be 'balance' or 'none', got {c.oversample!r}")
   steps = total // batch_size
   ds = ds.take(steps * batch_size).enumerate().skip(start_index)
-  ds = ds.map(lambda i, r: train_example(r, tf.stack([tf.cast(epoch_seed % (2**31), tf.int64),
-                                                      i]), c),
+  example_seed = lambda i: tf.stack([tf.cast(epoch_seed % (2**31), tf.int64), i])
+  ds = ds.map(lambda i, r: train_example(records.parse_track(r), example_seed(i), c),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 

@@ -1,0 +1,97 @@
+"""FakeOut input pipeline speed: training clips/s from TFRecords, and record writing speed.
+
+  python benchmarks/input_pipeline.py [--tracks 16] [--frames 120] [--batches 20] [--out r.json]
+
+Writes `--tracks` synthetic face tracks (224x224 JPEG frames with texture, 44.1 kHz audio) as
+records in a temporary folder, then measures on this machine:
+
+* prepare_records_per_s: serialising tracks into records (JPEG encoding, audio PCM), excluding
+  face tracking, in one process (= per core);
+* train_clips_per_s: the training pipeline at the released sizes (32 frames x 224x224, stride 2,
+  audio log-mel [183, 80], augmentation, minority oversampling), tf.data using every core;
+  divided by the number of cores for the per-core figure (target: >= 15 per core);
+* eval_tracks_per_s: the evaluation pipeline (5 clips per track).
+
+Prints one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from data import constants, records  # noqa: E402
+from fakeout_jax import input_pipeline  # noqa: E402
+
+
+def synthetic_track(rng, frames: int) -> records.TrackArrays:
+  base = rng.integers(0, 255, (56, 56, 3), dtype=np.uint8)
+  image = np.kron(base, np.ones((4, 4, 1), np.uint8))  # 224x224, JPEG-realistic texture
+  video = np.stack([np.roll(image, i, axis=1) for i in range(frames)])
+  t = np.arange(int(frames / constants.FPS * constants.SAMPLE_RATE)) / constants.SAMPLE_RATE
+  audio = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.01 * rng.standard_normal(t.size))
+  return records.TrackArrays(frames_224=video, timestamps=np.arange(frames) / constants.FPS,
+                             detected=np.ones(frames, bool), fps=constants.FPS,
+                             audio=audio.astype(np.float32))
+
+
+def main(argv=None) -> dict:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--tracks", type=int, default=16)
+  parser.add_argument("--frames", type=int, default=120)
+  parser.add_argument("--batch-size", type=int, default=8)
+  parser.add_argument("--batches", type=int, default=20)
+  parser.add_argument("--out", default=None)
+  args = parser.parse_args(argv)
+  rng = np.random.default_rng(0)
+  cores = os.cpu_count() or 1
+  result = {"cores": cores, "tracks": args.tracks, "frames_per_track": args.frames}
+  with tempfile.TemporaryDirectory() as tmp:
+    tracks = [synthetic_track(rng, args.frames) for _ in range(args.tracks)]
+    start = time.perf_counter()
+    path = pathlib.Path(tmp) / records.shard_name("bench", 0, 1)
+    with records.ShardWriter(path) as writer:
+      for i, track in enumerate(tracks):
+        writer.write(records.serialize_track(track, records.TrackMetadata(
+            video_id=f"v{i}", dataset="bench", label=i % 2)))
+    seconds = time.perf_counter() - start
+    result["prepare_records_per_s"] = args.tracks / seconds
+    result["prepare_frames_per_s"] = args.tracks * args.frames / seconds
+    result["record_mb"] = path.stat().st_size / args.tracks / 1e6
+
+    config = input_pipeline.get_config()
+    files = [str(path)]
+    ds = input_pipeline.train_dataset(files, config, batch_size=args.batch_size, seed=0,
+                                      epoch=0).repeat()
+    iterator = ds.as_numpy_iterator()
+    next(iterator)  # graph building and first fill excluded
+    start = time.perf_counter()
+    for _ in range(args.batches):
+      batch = next(iterator)
+    seconds = time.perf_counter() - start
+    assert batch["video"].shape == (args.batch_size, 32, 224, 224, 3)
+    result["train_clips_per_s"] = args.batches * args.batch_size / seconds
+    result["train_clips_per_s_per_core"] = result["train_clips_per_s"] / cores
+    result["train_target_per_core"] = 15
+
+    ds = input_pipeline.eval_dataset(files, config, batch_size=2)
+    start = time.perf_counter()
+    count = sum(int(b["mask"].sum()) for b in ds.as_numpy_iterator())
+    result["eval_tracks_per_s"] = count / (time.perf_counter() - start)
+  text = json.dumps(result, indent=1)
+  print(text)
+  if args.out:
+    pathlib.Path(args.out).write_text(text)
+  return result
+
+
+if __name__ == "__main__":
+  main()
