@@ -1,13 +1,16 @@
 r"""Evaluates FakeOut on the config's test sets: ``python -m fakeout_jax.evaluate``.
 
   python -m fakeout_jax.evaluate --config CONFIG --checkpoint CKPT [--out DIR] [--which best]
+      [--num-clips 1,3,5,7,9] [--audio-shifts=-1,-0.5,0,0.5,1] [--umap]
 
 CKPT is a finetune workdir (its best or latest checkpoint), a folder written by
 ``python -m fakeout_jax.convert``, or a FakeOut pickle as released by the authors.
 
 For every test set: per-track scores (mean fake probability over N clips) -> per-video scores
 (max over tracks) -> ROC-AUC, AP and accuracy (scikit-learn); per-category AUCs where the set has
-several fake categories (FakeAVCeleb). Written under OUT (default: CKPT/eval):
+several fake categories (FakeAVCeleb, FF++ methods); mean scores per class. A test set's
+``drop_categories`` leave videos of those categories out after scoring (DFDC's dog masks,
+Table 7). Written under OUT (default: CKPT/eval):
 
   scores_<set>.csv       one row per track (data.protocols.SCORE_COLUMNS, clip scores, cosine)
   metrics.json           every number, plus the paper-table cells this config fills
@@ -15,20 +18,38 @@ several fake categories (FakeAVCeleb). Written under OUT (default: CKPT/eval):
   roc_<set>.png          ROC curves (per category) and score histograms
   av_cosine.png          Fig. 4: cosine similarity of the video and audio embeddings per category
 
-``python -m fakeout_jax.tables`` assembles the paper's tables from several runs' metrics.json.
+Studies (each replaces the plain evaluation; several may be given together):
+
+  --num-clips N1,N2,..   Fig. 14: the whole evaluation once per number of clips N (the linspace
+                         offsets change with N): sweep_num_clips.json, fig14_auc_vs_num_clips.png
+  --audio-shifts S1,..   Fig. 13: the whole evaluation once per audio shift of S seconds
+                         (input.eval_audio_shift_seconds): sweep_audio_shift.json,
+                         fig13_score_vs_audio_shift.png (mean score of the real videos with
+                         audio, and AUC, against S)
+  --umap                 Fig. 12: a UMAP of the clips' classifier inputs (embeddings) per test
+                         set and category, fig12_umap.png and clip_embeddings.npz; needs
+                         umap-learn (``pip install umap-learn``), skipped with a message without
+
+A test set that cannot be evaluated (no tracks, one class only, a drop that matched nothing) is
+recorded under ``failed`` in the JSON with its reason; the others are still evaluated and the
+command exits with status 1 at the end. ``python -m fakeout_jax.tables`` assembles the paper's
+tables from several runs' JSON files.
 """
 from __future__ import annotations
 
 import collections
+import copy
 import functools
 import json
 import logging
 import pathlib
 import sys
-from typing import Optional
+from typing import Callable, Optional, Sequence
 
 import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 from flax import jax_utils
 
 from data import constants
@@ -40,6 +61,9 @@ from fakeout_jax import input_pipeline
 from fakeout_jax import models
 
 log = logging.getLogger(__name__)
+
+UMAP_MISSING = ("Fig. 12 (UMAP of clip embeddings) skipped: umap-learn is not installed. "
+                "Install it (pip install umap-learn) and re-run with --umap.")
 
 
 def load_variables(config: ml_collections.ConfigDict, checkpoint: str,
@@ -69,56 +93,208 @@ def load_variables(config: ml_collections.ConfigDict, checkpoint: str,
                           "written by `python -m fakeout_jax.convert`")
 
 
-def evaluate(config: ml_collections.ConfigDict, checkpoint: str, out: Optional[str] = None,
-             which: str = "best") -> dict:
-  """Evaluates every test set of `config`; returns (and writes) the metrics."""
+# ----------------------------------------------------------------------------------------------
+# Scoring
+
+
+class Scorer:
+  """A checkpoint's variables on every local device and the compiled evaluation step.
+
+  The step is compiled once per input shape, so the studies (several N, several shifts) reuse
+  one Scorer.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, checkpoint: str, which: str = "best"):
+    self.checkpoint = str(checkpoint)
+    variables = load_variables(config, checkpoint, which)
+    self.model = models.create_model(config.model)
+    self.state = jax_utils.replicate(finetune.TrainState(
+        step=0, apply_fn=None, params=variables["params"],
+        batch_stats=variables["batch_stats"], tx=None, opt_state=None))
+    self.p_eval_step = jax.pmap(functools.partial(finetune.eval_step, model=self.model),
+                                axis_name="batch")
+    self._p_embed_step = None
+
+  def track_rows(self, config, files: Sequence[str], record_set) -> list[dict]:
+    return finetune.evaluate_tracks(self.p_eval_step, self.state, files, config,
+                                    input_pipeline.RecordFilter.from_config(record_set))
+
+  def clip_embeddings(self, config, files: Sequence[str], record_set,
+                      max_tracks: int) -> tuple[np.ndarray, list[dict]]:
+    """[tracks, N, D] classifier inputs (concat(vid_repr, aud_repr) or vid_repr) per clip."""
+    if self._p_embed_step is None:
+      self._p_embed_step = jax.pmap(functools.partial(_embed_step, model=self.model),
+                                    axis_name="batch")
+    per_host = config.eval.batch_size // jax.process_count()
+    ds = input_pipeline.eval_dataset(files, config.input, batch_size=per_host,
+                                     host=input_pipeline.HostShard.from_jax(),
+                                     record_filter=input_pipeline.RecordFilter.from_config(
+                                         record_set))
+    embeddings, meta = [], []
+    for batch in input_pipeline.iterate(ds, jax.local_device_count()):
+      out = np.asarray(jax.device_get(self._p_embed_step(
+          self.state, {k: batch[k] for k in ("video", "audio") if k in batch})))
+      flat = lambda x: np.asarray(x).reshape((-1,) + np.shape(x)[2:])
+      mask = flat(batch["mask"]).astype(bool)
+      embeddings.append(flat(out)[mask])
+      labels, categories = flat(batch["label"])[mask], flat(batch["category"])[mask]
+      meta += [{"label": int(label), "category": category.decode() or
+                ("real" if label == constants.REAL else "fake")}
+               for label, category in zip(labels, categories)]
+      if len(meta) >= max_tracks:
+        break
+    return np.concatenate(embeddings)[:max_tracks], meta[:max_tracks]
+
+
+def _embed_step(state, batch, model):
+  b, n = batch["video"].shape[:2]
+  video = batch["video"].reshape((b * n,) + batch["video"].shape[2:])
+  audio = None
+  if "audio" in batch:
+    audio = batch["audio"].reshape((b * n,) + batch["audio"].shape[2:])
+  outputs = model.apply({"params": state.params, "batch_stats": state.batch_stats}, video,
+                        audio if model.modality == "video_audio" else None, train=False)
+  features = outputs["vid_repr"]
+  if "aud_repr" in outputs:
+    features = jnp.concatenate([features, outputs["aud_repr"]], axis=-1)
+  return features.reshape(b, n, -1)
+
+
+def test_files(config) -> dict[str, list[str]]:
+  """Shard files of every test set (a clear error before anything compiles)."""
   files = {name: finetune.resolve_record_set(config, record_set)
            for name, record_set in config.data.test.items()}
   if not files:
     raise finetune.ConfigError("config.data.test names no test set")
-  out_dir = pathlib.Path(out or pathlib.Path(checkpoint).with_suffix("") / "eval")
-  out_dir.mkdir(parents=True, exist_ok=True)
-  variables = load_variables(config, checkpoint, which)
-  state = jax_utils.replicate(finetune.TrainState(
-      step=0, apply_fn=None, params=variables["params"], batch_stats=variables["batch_stats"],
-      tx=None, opt_state=None))
-  p_eval_step = jax.pmap(functools.partial(finetune.eval_step,
-                                           model=models.create_model(config.model)),
-                         axis_name="batch")
-  results, all_rows = {}, {}
+  return files
+
+
+def drop_categories(rows: list[dict], record_set, name: str) -> list[dict]:
+  """Leaves out the tracks of ``record_set.drop_categories``; an error if none matched."""
+  drop = tuple(record_set.get("drop_categories", ()))
+  if not drop:
+    return rows
+  kept = [r for r in rows if r["category"] not in drop]
+  if len(kept) == len(rows):
+    raise protocols.EvaluationError(
+        f"test set {name!r}: drop_categories {list(drop)} matched no video of "
+        f"{record_set.path}; was it prepared with the option that marks them (DFDC's dog "
+        "masks: python -m data.prepare ... --option dog_mask_list=FILE)?")
+  log.info("%s: left out %d tracks of categories %s", name, len(rows) - len(kept), list(drop))
+  return kept
+
+
+def score_summary(videos: Sequence[dict], threshold: float) -> dict:
+  """Mean score and fraction called fake per class, overall and among videos with audio."""
+  groups = {"real": lambda v: v["label"] == constants.REAL,
+            "fake": lambda v: v["label"] == constants.FAKE}
+  out = {}
+  for name, member in groups.items():
+    for suffix, extra in (("", lambda v: True),
+                          ("_with_audio", lambda v: int(v.get("has_audio", 0)) == 1)):
+      scores = np.array([v["score"] for v in videos if member(v) and extra(v)], np.float64)
+      if scores.size:
+        out[name + suffix] = {"count": int(scores.size), "mean": float(scores.mean()),
+                              "fraction_fake": float(np.mean(scores >= threshold))}
+  return out
+
+
+def set_metrics(videos: Sequence[dict], threshold: float, need_both_classes: bool = True
+                ) -> dict:
+  """Metrics of one test set's video rows (AUC, AP, ACC, per category, score summary)."""
+  metrics = {}
+  try:
+    metrics.update(protocols.metrics_of_rows(videos, threshold).as_dict())
+  except protocols.EvaluationError:
+    if need_both_classes or not videos:
+      raise
+  categories = sorted({v["category"] for v in videos if v["label"] == constants.FAKE})
+  if len(categories) > 1 and "auc" in metrics:
+    metrics["per_category"] = {k: m.as_dict() for k, m in protocols.per_category_metrics(
+        videos, categories, threshold).items()}
+  metrics["scores"] = score_summary(videos, threshold)
+  return metrics
+
+
+def evaluate_sets(scorer: Scorer, config, files: dict, out_dir: Optional[pathlib.Path],
+                  need_both_classes: bool = True) -> tuple[dict, dict, dict]:
+  """(metrics, video rows, failures) per test set; scores CSVs under `out_dir` if given."""
+  results, videos_by_set, failed = {}, {}, {}
   for name, record_set in config.data.test.items():
-    rows = finetune.evaluate_tracks(p_eval_step, state, files[name], config,
-                                    input_pipeline.RecordFilter.from_config(record_set))
-    if not rows:
-      raise protocols.EvaluationError(f"test set {name!r} ({files[name][0]} ...) has no tracks "
-                                      "after filtering")
-    protocols.write_scores(out_dir / f"scores_{name}.csv", rows)
-    videos = protocols.video_scores(rows)
-    metrics = protocols.metrics_of_rows(videos, config.eval.threshold).as_dict()
-    categories = sorted({v["category"] for v in videos if v["label"] == constants.FAKE})
-    if len(categories) > 1:
-      metrics["per_category"] = {k: m.as_dict() for k, m in protocols.per_category_metrics(
-          videos, categories, config.eval.threshold).items()}
-    results[name] = metrics
-    all_rows[name] = videos
+    try:
+      rows = scorer.track_rows(config, files[name], record_set)
+      if not rows:
+        raise protocols.EvaluationError(f"test set {name!r} ({files[name][0]} ...) has no "
+                                        "tracks after filtering")
+      rows = drop_categories(rows, record_set, name)
+      if out_dir is not None:
+        protocols.write_scores(out_dir / f"scores_{name}.csv", rows)
+      videos = protocols.video_scores(rows)
+      results[name] = set_metrics(videos, config.eval.threshold, need_both_classes)
+    except protocols.EvaluationError as e:
+      log.error("%s", e)
+      failed[name] = str(e)
+      continue
+    videos_by_set[name] = videos
+    m = results[name]
+    if "auc" in m:
+      log.info("%s: AUC %.4f AP %.4f ACC %.4f (%d real, %d fake videos)", name, m["auc"],
+               m["ap"], m["accuracy"], m["num_real"], m["num_fake"])
+  return results, videos_by_set, failed
+
+
+# ----------------------------------------------------------------------------------------------
+# The plain evaluation
+
+
+def evaluate(config: ml_collections.ConfigDict, checkpoint: str, out: Optional[str] = None,
+             which: str = "best", scorer: Optional[Scorer] = None) -> dict:
+  """Evaluates every test set of `config`; returns (and writes) the metrics.
+
+  Raises protocols.EvaluationError after writing everything else when a test set failed.
+  """
+  files = test_files(config)
+  out_dir = output_dir(checkpoint, out)
+  scorer = scorer or Scorer(config, checkpoint, which)
+  results, videos_by_set, failed = evaluate_sets(scorer, config, files, out_dir)
+  for name, videos in videos_by_set.items():
+    grouped = "per_category" in results[name]
     protocols.plot_roc_and_histograms(videos, out_dir / f"roc_{name}.png", title=name,
-                                      groups="category" if len(categories) > 1 else None)
-    log.info("%s: AUC %.4f AP %.4f ACC %.4f (%d real, %d fake videos)", name, metrics["auc"],
-             metrics["ap"], metrics["accuracy"], metrics["num_real"], metrics["num_fake"])
-  plot_av_cosine(all_rows, out_dir / "av_cosine.png")
+                                      groups="category" if grouped else None)
+  plot_av_cosine(videos_by_set, out_dir / "av_cosine.png")
   table = results_table(config, results)
   table.save(out_dir, "results")
   cells = paper_cells(config, results)
-  (out_dir / "metrics.json").write_text(json.dumps(
-      {"checkpoint": str(checkpoint), "config": config.get("name", ""), "results": results,
-       "paper_cells": cells}, indent=1, sort_keys=True))
+  _write_json(out_dir / "metrics.json", {
+      "checkpoint": str(checkpoint), "config": config.get("name", ""), "results": results,
+      "failed": failed, "paper_cells": cells})
   print(table.markdown())
+  _raise_failures(failed)
   return results
+
+
+def output_dir(checkpoint: str, out: Optional[str]) -> pathlib.Path:
+  out_dir = pathlib.Path(out or pathlib.Path(checkpoint).with_suffix("") / "eval")
+  out_dir.mkdir(parents=True, exist_ok=True)
+  return out_dir
+
+
+def _write_json(path: pathlib.Path, content: dict) -> None:
+  path.write_text(json.dumps(content, indent=1, sort_keys=True))
+
+
+def _raise_failures(failed: dict) -> None:
+  if failed:
+    raise protocols.EvaluationError(
+        f"{len(failed)} test set(s) could not be evaluated: " +
+        "; ".join(f"{name}: {reason}" for name, reason in failed.items()))
 
 
 def results_table(config, results: dict) -> protocols.Table:
   rows = {}
   for name, m in results.items():
+    if "auc" not in m:
+      continue
     rows[name] = {"AUC": m["auc"], "AP": m["ap"], "ACC": m["accuracy"]}
     for category, cm in m.get("per_category", {}).items():
       rows[f"{name} / {category}"] = {"AUC": cm["auc"], "AP": cm["ap"], "ACC": cm["accuracy"]}
@@ -127,18 +303,31 @@ def results_table(config, results: dict) -> protocols.Table:
 
 
 def paper_cells(config, results: dict) -> list[dict]:
-  """The paper-table cells this run fills: config.data.test.<set>.cells = ('t:row:col:metric',)."""
+  """The paper-table cells this run fills: config.data.test.<set>.cells = ('t:row:col:metric',).
+
+  A spec may name the evaluation's settings, filled in before it is read: '{num_clips}'
+  (input.eval_num_clips, Fig. 14) and '{audio_shift}' (input.eval_audio_shift_seconds, Fig. 13;
+  format specs allowed, e.g. '{audio_shift:+.2f}'). A metric path such as
+  'per_category/RVFA/auc' or 'scores/real_with_audio/mean' reads nested results.
+  """
+  settings = {"num_clips": config.input.eval_num_clips,
+              "audio_shift": float(config.input.get("eval_audio_shift_seconds", 0.0))}
   cells = []
   for name, record_set in config.data.test.items():
+    if name not in results:
+      continue
     for spec in record_set.get("cells", ()):
-      table, row, column, metric = spec.split(":")
+      parts = spec.format(**settings).split(":")
+      if len(parts) != 4:
+        raise ValueError(f"cell {spec!r} of test set {name!r}: expected 'table:row:column:metric'")
+      table, row, column, metric = parts
       source = results[name]
-      if "/" in metric:  # e.g. 'per_category/RVFA/auc'
-        *path, metric = metric.split("/")
-        for key in path:
-          source = source.get(key, {})
-      if metric in source:
-        cells.append({"table": table, "row": row, "column": column, "value": source[metric]})
+      for key in metric.split("/"):
+        source = source.get(key) if isinstance(source, dict) else None
+      if isinstance(source, (int, float)):
+        cells.append({"table": table, "row": row, "column": column, "value": float(source)})
+      else:
+        log.warning("cell %s: test set %r has no %r; left empty", spec, name, metric)
   return cells
 
 
@@ -151,9 +340,7 @@ def plot_av_cosine(rows_by_set: dict, path: pathlib.Path) -> Optional[pathlib.Pa
         groups[f"{name}/{row['category']}"].append(float(row["av_cosine"]))
   if not groups:
     return None
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = _pyplot()
   names = sorted(groups)
   fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(names)), 3.5))
   ax.boxplot([groups[n] for n in names], tick_labels=names, showmeans=True)
@@ -165,6 +352,179 @@ def plot_av_cosine(rows_by_set: dict, path: pathlib.Path) -> Optional[pathlib.Pa
   return path
 
 
+def _pyplot():
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  return plt
+
+
+# ----------------------------------------------------------------------------------------------
+# Studies: Fig. 14 (number of clips), Fig. 13 (audio shift), Fig. 12 (UMAP)
+
+
+def sweep(scorer: Scorer, config, files: dict, out_dir: pathlib.Path, *, name: str,
+          values: Sequence, apply: Callable[[ml_collections.ConfigDict, object], None],
+          label: Callable[[object], str]) -> dict:
+  """Evaluates every test set once per value; writes sweep_<name>.json and per-value scores.
+
+  Metrics need both classes only where they can have them: a set of real videos alone still
+  gets its score summary (Fig. 13).
+  """
+  results, failed, cells = {}, {}, []
+  for value in values:
+    c = copy.deepcopy(config)
+    with c.unlocked():
+      apply(c, value)
+    log.info("%s = %s", name, label(value))
+    directory = out_dir / f"sweep_{name}" / label(value)
+    directory.mkdir(parents=True, exist_ok=True)
+    results[label(value)], _, failures = evaluate_sets(scorer, c, files, directory,
+                                                       need_both_classes=False)
+    for set_name, reason in failures.items():
+      failed[f"{label(value)}/{set_name}"] = reason
+    cells += paper_cells(c, results[label(value)])
+  summary = {"checkpoint": scorer.checkpoint, "config": config.get("name", ""),
+             "parameter": name, "values": [float(v) for v in values], "results": results,
+             "failed": failed, "paper_cells": cells}
+  _write_json(out_dir / f"sweep_{name}.json", summary)
+  return summary
+
+
+def _set_num_clips(c, n):
+  c.input.eval_num_clips = int(n)
+
+
+def _set_audio_shift(c, seconds):
+  c.input.eval_audio_shift_seconds = float(seconds)
+
+
+def num_clips_sweep(scorer, config, files, out_dir, values: Sequence[int]) -> dict:
+  """Fig. 14: AUC against the number of clips per track."""
+  if any(int(n) < 1 for n in values):
+    raise finetune.ConfigError(f"--num-clips must be positive integers, got {list(values)}")
+  summary = sweep(scorer, config, files, out_dir, name="num_clips", values=values,
+                  apply=_set_num_clips, label=lambda n: f"N={int(n)}")
+  _plot_sweep(summary, out_dir / "fig14_auc_vs_num_clips.png", [("auc", "ROC-AUC")],
+              xlabel="clips per face track (N)",
+              title="Fig. 14: AUC against the number of clips")
+  return summary
+
+
+def audio_shift_sweep(scorer, config, files, out_dir, values: Sequence[float]) -> dict:
+  """Fig. 13: scores of real videos (and AUC) against a shift of the audio."""
+  _check_audio_model(config)
+  summary = sweep(scorer, config, files, out_dir, name="audio_shift", values=values,
+                  apply=_set_audio_shift, label=lambda s: f"{float(s):+.2f}s")
+  _plot_sweep(summary, out_dir / "fig13_score_vs_audio_shift.png",
+              [("scores/real_with_audio/mean", "mean score, real videos with audio"),
+               ("auc", "ROC-AUC")],
+              xlabel="audio shift (s; positive: audio from later in the track)",
+              title="Fig. 13: scores against an audio shift")
+  return summary
+
+
+def _check_audio_model(config) -> None:
+  if config.model.modality != "video_audio":
+    raise finetune.ConfigError("--audio-shifts needs a video-and-audio model (model.modality="
+                               f"'video_audio'); this config's is {config.model.modality!r}")
+
+
+def _plot_sweep(summary: dict, path: pathlib.Path, metrics: list[tuple[str, str]],
+                xlabel: str, title: str) -> Optional[pathlib.Path]:
+  plt = _pyplot()
+  fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+  labels = list(summary["results"])
+  plotted = False
+  for ax, (metric, ylabel) in zip(axes[0], metrics):
+    sets = sorted({s for by_set in summary["results"].values() for s in by_set})
+    for set_name in sets:
+      xs, ys = [], []
+      for x, key in zip(summary["values"], labels):
+        value = summary["results"][key].get(set_name, {})
+        for part in metric.split("/"):
+          value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, (int, float)):
+          xs.append(x)
+          ys.append(value)
+      if xs:
+        ax.plot(xs, ys, "o-", label=set_name)
+        plotted = True
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend(fontsize=7)
+  fig.suptitle(title)
+  fig.tight_layout()
+  if plotted:
+    fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path if plotted else None
+
+
+def umap_figure(scorer: Scorer, config, files: dict, out_dir: pathlib.Path,
+                max_tracks: int = 2000, seed: int = 0) -> Optional[pathlib.Path]:
+  """Fig. 12: a 2-D UMAP of every clip's classifier input, coloured by test set and category.
+
+  Returns None, with UMAP_MISSING logged and printed, when umap-learn is not installed.
+  """
+  try:
+    import umap  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    log.warning("%s", UMAP_MISSING)
+    print(UMAP_MISSING, file=sys.stderr)
+    return None
+  embeddings, groups = [], []
+  for name, record_set in config.data.test.items():
+    clips, meta = scorer.clip_embeddings(config, files[name], record_set, max_tracks)
+    embeddings.append(clips.reshape(-1, clips.shape[-1]))
+    groups += [f"{name}/{m['category']}" for m in meta for _ in range(clips.shape[1])]
+  features = np.concatenate(embeddings)
+  np.savez_compressed(out_dir / "clip_embeddings.npz", embeddings=features,
+                      groups=np.array(groups))
+  points = umap.UMAP(n_components=2, random_state=seed).fit_transform(features)
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(6, 5))
+  for group in sorted(set(groups)):
+    keep = np.array([g == group for g in groups])
+    ax.scatter(points[keep, 0], points[keep, 1], s=6, alpha=0.6, label=group)
+  ax.set(title="Fig. 12: UMAP of clip embeddings", xticks=[], yticks=[])
+  ax.legend(fontsize=7, markerscale=2)
+  fig.tight_layout()
+  path = out_dir / "fig12_umap.png"
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+
+
+def run(config, checkpoint: str, out: Optional[str] = None, which: str = "best", *,
+        num_clips: Sequence[int] = (), audio_shifts: Sequence[float] = (),
+        with_umap: bool = False) -> dict:
+  """The command: the plain evaluation, or the requested studies, with one loaded checkpoint."""
+  files = test_files(config)
+  out_dir = output_dir(checkpoint, out)
+  if audio_shifts:
+    _check_audio_model(config)
+  scorer = Scorer(config, checkpoint, which)
+  summaries = {}
+  if num_clips:
+    summaries["num_clips"] = num_clips_sweep(scorer, config, files, out_dir, num_clips)
+  if audio_shifts:
+    summaries["audio_shift"] = audio_shift_sweep(scorer, config, files, out_dir, audio_shifts)
+  if with_umap:
+    umap_figure(scorer, config, files, out_dir)
+  if not num_clips and not audio_shifts:
+    summaries["results"] = evaluate(config, checkpoint, out, which, scorer=scorer)
+  _raise_failures({f"{study}: {key}": reason for study, s in summaries.items()
+                   if isinstance(s, dict) and "failed" in s
+                   for key, reason in s["failed"].items()})
+  return summaries
+
+
 def main(argv) -> None:
   del argv
   from absl import flags
@@ -172,7 +532,14 @@ def main(argv) -> None:
   FLAGS = flags.FLAGS
   logs.setup(FLAGS.verbose)
   try:
-    evaluate(FLAGS.config, FLAGS.checkpoint, FLAGS.out, FLAGS.which)
+    num_clips = [int(n) for n in FLAGS["num-clips"].value or ()]
+    audio_shifts = [float(s) for s in FLAGS["audio-shifts"].value or ()]
+  except ValueError as e:
+    log.error("--num-clips takes integers and --audio-shifts seconds, comma-separated: %s", e)
+    sys.exit(2)
+  try:
+    run(FLAGS.config, FLAGS.checkpoint, FLAGS.out, FLAGS.which, num_clips=num_clips,
+        audio_shifts=audio_shifts, with_umap=FLAGS.umap)
   except (finetune.ConfigError, protocols.EvaluationError, FileNotFoundError,
           checkpoints.CheckpointError, workdir_lib.WorkdirError) as e:
     log.error("%s", e)
@@ -186,6 +553,10 @@ if __name__ == "__main__":
   flags.DEFINE_string("checkpoint", None, "finetune workdir, converted folder or FakeOut pickle")
   flags.DEFINE_string("out", None, "output folder (default: CHECKPOINT/eval)")
   flags.DEFINE_enum("which", "best", ["best", "latest"], "workdir checkpoint to evaluate")
+  flags.DEFINE_list("num-clips", None, "Fig. 14: evaluate once per number of clips, e.g. 1,3,5")
+  flags.DEFINE_list("audio-shifts", None, "Fig. 13: evaluate once per audio shift in seconds, "
+                    "e.g. --audio-shifts=-1,-0.5,0,0.5,1")
+  flags.DEFINE_bool("umap", False, "Fig. 12: UMAP of clip embeddings (needs umap-learn)")
   flags.DEFINE_bool("verbose", False, "debug logging")
   flags.mark_flags_as_required(["config", "checkpoint"])
   app.run(main)
