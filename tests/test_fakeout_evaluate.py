@@ -11,8 +11,12 @@ import pytest
 
 from data import constants, protocols, records
 from fakeout_jax import checkpoints, evaluate, finetune, models
-from fakeout_jax.configs import paper
+from fakeout_jax.configs import default, paper
+from fakeout_jax.configs import model as model_config
+from tests import fakeout_legacy_pickles as legacy
 from tests import fakeout_tiny
+from tests import mmv_haiku_reference as reference
+from tests import test_fakeout_parity as parity
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +191,34 @@ def test_drop_categories_and_paper_cells():
       {"table": "table5", "row": "FakeOut", "column": "FakeAVCeleb", "value": 0.75},
       {"table": "t", "row": "N=7", "column": "RVFA", "value": 0.5},
       {"table": "fig13", "row": "+0.0", "column": "x", "value": 0.25}]
+
+
+def _released_checkpoint_parity(tmp_path, width_mult: int):
+  """An original-format FakeOut pickle (random weights, the 2021-22 FlatMapping and
+  reconstruct_device_array forms) read by evaluate.load_variables gives the Haiku oracle's
+  logits on the same clips."""
+  original = reference.random_checkpoint(width_mult=width_mult, seed=11)
+  path = tmp_path / "fakeout_released.pkl"
+  path.write_bytes(legacy.dumps(original, "flat_dict", "reconstruct", protocol=4))
+  config = default.get_config()  # the released model: TSM-50x2, V&A, affine head
+  config.model = model_config.get_config(f"tsm_resnet_x{width_mult}")
+  config.input.num_frames, config.input.image_size = 4, 32
+  variables = evaluate.load_variables(config, str(path))
+  rng = np.random.default_rng(12)
+  video = rng.uniform(0, 1, (2, 4, 32, 32, 3)).astype(np.float32)
+  audio = (rng.standard_normal((2, 40, 80, 1)) * 10 - 40).astype(np.float32)
+  words = np.zeros((2, 16), np.int32)  # the oracle always builds MMV's text branch
+  haiku = reference.transformed(width_mult=width_mult, axis_name=None)
+  expected, _ = jax.jit(lambda p, s: haiku.apply(p, s, None, video, audio, words, False))(
+      original["params"], original["state"])
+  model = models.create_model(config.model)
+  actual = jax.jit(lambda v: model.apply(v, video, audio, train=False))(variables)
+  for name in ("vid_repr", "aud_repr", "logits"):
+    parity.assert_close(actual[name], expected[name], f"x{width_mult} {name}")
+  assert float(np.std(expected["logits"])) > 1e-3  # not a comparison of constants
+
+
+def test_released_checkpoint_format_through_load_variables(tmp_path):
+  """FakeOut's released TSM-50x2 (V&A) layout at full width (about 2 GB of memory, ~40 s,
+  mostly compiling the two ResNet-50x2 graphs; small clips keep the forward cheap)."""
+  _released_checkpoint_parity(tmp_path, 2)
