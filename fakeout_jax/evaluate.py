@@ -466,13 +466,12 @@ def umap_figure(scorer: Scorer, config, files: dict, out_dir: pathlib.Path,
                 max_tracks: int = 2000, seed: int = 0) -> Optional[pathlib.Path]:
   """Fig. 12: a 2-D UMAP of every clip's classifier input, coloured by test set and category.
 
-  Returns None, with UMAP_MISSING logged and printed, when umap-learn is not installed.
+  Returns None, with UMAP_MISSING logged, when umap-learn is not installed.
   """
   try:
     import umap  # pylint: disable=import-outside-toplevel
   except ImportError:
     log.warning("%s", UMAP_MISSING)
-    print(UMAP_MISSING, file=sys.stderr)
     return None
   embeddings, groups = [], []
   for name, record_set in config.data.test.items():

@@ -127,12 +127,12 @@ def test_audio_shifts_need_an_audio_model(setup, tmp_path):
     evaluate.run(config, str(path), str(tmp_path), audio_shifts=[0.5])
 
 
-def test_umap_is_skipped_with_a_message_without_umap_learn(setup, tmp_path, capsys, monkeypatch):
+def test_umap_is_skipped_with_a_message_without_umap_learn(setup, tmp_path, caplog, monkeypatch):
   config, scorer, _ = setup
   monkeypatch.setitem(sys.modules, "umap", None)  # import umap -> ImportError, installed or not
   assert evaluate.umap_figure(scorer, config, evaluate.test_files(config), tmp_path) is None
-  err = capsys.readouterr().err
-  assert "umap-learn is not installed" in err and "pip install umap-learn" in err
+  assert ("Fig. 12 (UMAP of clip embeddings) skipped: umap-learn is not installed" in caplog.text
+          and "pip install umap-learn" in caplog.text)
   assert not (tmp_path / "fig12_umap.png").exists()
 
 

@@ -84,12 +84,12 @@ def test_nothing_to_tabulate_is_an_error(tmp_path):
 
 def test_unknown_tables_and_columns_follow_the_known_ones():
   cells = {("table5", ROW_X2_VA, "FakeAVCeleb (RVFA)"): {"value": 0.5},
-           ("demo", "tiny", "synthetic"): {"value": 0.9},
+           ("new", "tiny", "synthetic"): {"value": 0.9},
            ("table5", ROW_X2_VA, "DeepfakeTIMIT"): {"value": 0.7}}
   built = tables.build_tables(cells)
-  assert list(built) == ["table5", "demo"]
+  assert list(built) == ["table5", "new"]
   assert list(built["table5"].columns) == ["FakeAVCeleb", "DeepfakeTIMIT", "FakeAVCeleb (RVFA)"]
-  assert "| tiny | 90.0 |" in built["demo"].markdown()
+  assert "| tiny | 90.0 |" in built["new"].markdown()
 
 
 def test_fig13_rows_sort_by_shift_and_plot(tmp_path):

@@ -6,8 +6,9 @@ model is the one of Table 4 (this config trains identically), so evaluate a Tabl
 
 The distractors are left out at evaluation time: data.datasets.dfdc gives them the category
 ``dog_mask`` when the record set was prepared with their id list, and ``drop_categories`` drops
-those videos after scoring. Evaluation stops with an error when a record set has no such video
-(prepared without ``dog_mask_list``), rather than report the full set under this name.
+those videos after scoring. A record set without any such video (prepared without
+``dog_mask_list``) is reported as failed, with that reason, and fills no cell (the command exits
+with status 1), rather than report the full set under this name.
 
   --config fakeout_jax/configs/table7_dfdc_no_dog_mask.py:VARIANT      (x2_va default, ...)
 
