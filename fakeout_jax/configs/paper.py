@@ -2,8 +2,7 @@ r"""What the paper-experiment configs (table*.py, fig*.py) share: model variants
 record sets they read and the arguments they take.
 
 Record sets live under ``--config.data.root=ROOT``; each is the ``--out`` folder of one
-``python -m data.prepare`` run (FF++ with the authors' audio enrichment, see data.prepare and
-data.datasets.enrichment)::
+``python -m data.prepare`` run::
 
   ROOT/ffpp/{train,val,test}      --dataset ffpp --split S               (FF++ c23, 4 methods)
   ROOT/faceshifter/test           --dataset faceshifter --split test     --option protocol=fakeout
@@ -20,6 +19,13 @@ prints them. The DFDC dog-mask distractors (FakeOut: 215 videos, labelled real) 
 list (``DOGS.txt``, one id per line); the adapter gives them the category ``dog_mask``, which is
 how Table 7 leaves them out at evaluation time (``drop_categories``) without a second run of
 the face tracker.
+
+Audio of FF++, FaceShifter and DeeperForensics: their videos are silent; FakeOut attaches the
+original YouTube audio (data.datasets.enrichment plans it:
+``python -m data.datasets.enrichment --dataset ffpp --root FFPP --split train --out PLAN.csv``).
+data.prepare does not apply such a plan yet, so these record sets are silent and V&A runs see
+the released code's all-zero "dummy audio" for them (DFDC, FakeAVCeleb and DeepfakeTIMIT carry
+their own audio).
 
 Arguments (``--config file.py:ARG``) are comma-separated tokens, each either ``key=value`` or a
 bare value of one of the config's options, e.g. ``table2_cross_manipulation.py:NT,x1_v`` or

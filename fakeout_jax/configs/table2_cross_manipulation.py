@@ -9,7 +9,7 @@ method's fakes, video-level ROC-AUC. One run per held-out method fills one colum
 HELD_OUT: Deepfakes | FaceSwap | Face2Face | NeuralTextures (or DF, FS, F2F, NT).
 VARIANT: x2_va (default, FakeOut's released TSM-50x2 V&A), x2_v, x1_va, x1_v.
 
-Data (record sets under --config.data.root=ROOT; FF++ with the authors' audio enrichment)::
+Data (record sets under --config.data.root=ROOT; FF++ audio: see configs/paper.py)::
 
   python -m data.prepare --dataset ffpp --root FFPP --split train --out ROOT/ffpp/train
   python -m data.prepare --dataset ffpp --root FFPP --split val --out ROOT/ffpp/val
