@@ -18,7 +18,7 @@ Table 7). Written under OUT (default: CKPT/eval):
   roc_<set>.png          ROC curves (per category) and score histograms
   av_cosine.png          Fig. 4: cosine similarity of the video and audio embeddings per category
 
-Studies (each replaces the plain evaluation; several may be given together):
+Studies (fakeout_jax.studies; the sweeps replace the plain evaluation, --umap adds to it):
 
   --num-clips N1,N2,..   Fig. 14: the whole evaluation once per number of clips N (the linspace
                          offsets change with N): sweep_num_clips.json, fig14_auc_vs_num_clips.png
@@ -38,13 +38,12 @@ tables from several runs' JSON files.
 from __future__ import annotations
 
 import collections
-import copy
 import functools
 import json
 import logging
 import pathlib
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -61,9 +60,6 @@ from fakeout_jax import input_pipeline
 from fakeout_jax import models
 
 log = logging.getLogger(__name__)
-
-UMAP_MISSING = ("Fig. 12 (UMAP of clip embeddings) skipped: umap-learn is not installed. "
-                "Install it (pip install umap-learn) and re-run with --umap.")
 
 
 def load_variables(config: ml_collections.ConfigDict, checkpoint: str,
@@ -265,11 +261,11 @@ def evaluate(config: ml_collections.ConfigDict, checkpoint: str, out: Optional[s
   table = results_table(config, results)
   table.save(out_dir, "results")
   cells = paper_cells(config, results)
-  _write_json(out_dir / "metrics.json", {
+  write_json(out_dir / "metrics.json", {
       "checkpoint": str(checkpoint), "config": config.get("name", ""), "results": results,
       "failed": failed, "paper_cells": cells})
   print(table.markdown())
-  _raise_failures(failed)
+  raise_failures(failed)
   return results
 
 
@@ -279,11 +275,11 @@ def output_dir(checkpoint: str, out: Optional[str]) -> pathlib.Path:
   return out_dir
 
 
-def _write_json(path: pathlib.Path, content: dict) -> None:
+def write_json(path: pathlib.Path, content: dict) -> None:
   path.write_text(json.dumps(content, indent=1, sort_keys=True))
 
 
-def _raise_failures(failed: dict) -> None:
+def raise_failures(failed: dict) -> None:
   if failed:
     raise protocols.EvaluationError(
         f"{len(failed)} test set(s) could not be evaluated: " +
@@ -340,7 +336,7 @@ def plot_av_cosine(rows_by_set: dict, path: pathlib.Path) -> Optional[pathlib.Pa
         groups[f"{name}/{row['category']}"].append(float(row["av_cosine"]))
   if not groups:
     return None
-  plt = _pyplot()
+  plt = pyplot()
   names = sorted(groups)
   fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(names)), 3.5))
   ax.boxplot([groups[n] for n in names], tick_labels=names, showmeans=True)
@@ -352,148 +348,11 @@ def plot_av_cosine(rows_by_set: dict, path: pathlib.Path) -> Optional[pathlib.Pa
   return path
 
 
-def _pyplot():
+def pyplot():
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   return plt
-
-
-# ----------------------------------------------------------------------------------------------
-# Studies: Fig. 14 (number of clips), Fig. 13 (audio shift), Fig. 12 (UMAP)
-
-
-def sweep(scorer: Scorer, config, files: dict, out_dir: pathlib.Path, *, name: str,
-          values: Sequence, apply: Callable[[ml_collections.ConfigDict, object], None],
-          label: Callable[[object], str]) -> dict:
-  """Evaluates every test set once per value; writes sweep_<name>.json and per-value scores.
-
-  Metrics need both classes only where they can have them: a set of real videos alone still
-  gets its score summary (Fig. 13).
-  """
-  results, failed, cells = {}, {}, []
-  for value in values:
-    c = copy.deepcopy(config)
-    with c.unlocked():
-      apply(c, value)
-    log.info("%s = %s", name, label(value))
-    directory = out_dir / f"sweep_{name}" / label(value)
-    directory.mkdir(parents=True, exist_ok=True)
-    results[label(value)], _, failures = evaluate_sets(scorer, c, files, directory,
-                                                       need_both_classes=False)
-    for set_name, reason in failures.items():
-      failed[f"{label(value)}/{set_name}"] = reason
-    cells += paper_cells(c, results[label(value)])
-  summary = {"checkpoint": scorer.checkpoint, "config": config.get("name", ""),
-             "parameter": name, "values": [float(v) for v in values], "results": results,
-             "failed": failed, "paper_cells": cells}
-  _write_json(out_dir / f"sweep_{name}.json", summary)
-  return summary
-
-
-def _set_num_clips(c, n):
-  c.input.eval_num_clips = int(n)
-
-
-def _set_audio_shift(c, seconds):
-  c.input.eval_audio_shift_seconds = float(seconds)
-
-
-def num_clips_sweep(scorer, config, files, out_dir, values: Sequence[int]) -> dict:
-  """Fig. 14: AUC against the number of clips per track."""
-  if any(int(n) < 1 for n in values):
-    raise finetune.ConfigError(f"--num-clips must be positive integers, got {list(values)}")
-  summary = sweep(scorer, config, files, out_dir, name="num_clips", values=values,
-                  apply=_set_num_clips, label=lambda n: f"N={int(n)}")
-  _plot_sweep(summary, out_dir / "fig14_auc_vs_num_clips.png", [("auc", "ROC-AUC")],
-              xlabel="clips per face track (N)",
-              title="Fig. 14: AUC against the number of clips")
-  return summary
-
-
-def audio_shift_sweep(scorer, config, files, out_dir, values: Sequence[float]) -> dict:
-  """Fig. 13: scores of real videos (and AUC) against a shift of the audio."""
-  _check_audio_model(config)
-  summary = sweep(scorer, config, files, out_dir, name="audio_shift", values=values,
-                  apply=_set_audio_shift, label=lambda s: f"{float(s):+.2f}s")
-  _plot_sweep(summary, out_dir / "fig13_score_vs_audio_shift.png",
-              [("scores/real_with_audio/mean", "mean score, real videos with audio"),
-               ("auc", "ROC-AUC")],
-              xlabel="audio shift (s; positive: audio from later in the track)",
-              title="Fig. 13: scores against an audio shift")
-  return summary
-
-
-def _check_audio_model(config) -> None:
-  if config.model.modality != "video_audio":
-    raise finetune.ConfigError("--audio-shifts needs a video-and-audio model (model.modality="
-                               f"'video_audio'); this config's is {config.model.modality!r}")
-
-
-def _plot_sweep(summary: dict, path: pathlib.Path, metrics: list[tuple[str, str]],
-                xlabel: str, title: str) -> Optional[pathlib.Path]:
-  plt = _pyplot()
-  fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
-  labels = list(summary["results"])
-  plotted = False
-  for ax, (metric, ylabel) in zip(axes[0], metrics):
-    sets = sorted({s for by_set in summary["results"].values() for s in by_set})
-    for set_name in sets:
-      xs, ys = [], []
-      for x, key in zip(summary["values"], labels):
-        value = summary["results"][key].get(set_name, {})
-        for part in metric.split("/"):
-          value = value.get(part) if isinstance(value, dict) else None
-        if isinstance(value, (int, float)):
-          xs.append(x)
-          ys.append(value)
-      if xs:
-        ax.plot(xs, ys, "o-", label=set_name)
-        plotted = True
-    ax.set(xlabel=xlabel, ylabel=ylabel)
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-      ax.legend(fontsize=7)
-  fig.suptitle(title)
-  fig.tight_layout()
-  if plotted:
-    fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path if plotted else None
-
-
-def umap_figure(scorer: Scorer, config, files: dict, out_dir: pathlib.Path,
-                max_tracks: int = 2000, seed: int = 0) -> Optional[pathlib.Path]:
-  """Fig. 12: a 2-D UMAP of every clip's classifier input, coloured by test set and category.
-
-  Returns None, with UMAP_MISSING logged, when umap-learn is not installed.
-  """
-  try:
-    import umap  # pylint: disable=import-outside-toplevel
-  except ImportError:
-    log.warning("%s", UMAP_MISSING)
-    return None
-  embeddings, groups = [], []
-  for name, record_set in config.data.test.items():
-    clips, meta = scorer.clip_embeddings(config, files[name], record_set, max_tracks)
-    embeddings.append(clips.reshape(-1, clips.shape[-1]))
-    groups += [f"{name}/{m['category']}" for m in meta for _ in range(clips.shape[1])]
-  features = np.concatenate(embeddings)
-  np.savez_compressed(out_dir / "clip_embeddings.npz", embeddings=features,
-                      groups=np.array(groups))
-  points = umap.UMAP(n_components=2, random_state=seed).fit_transform(features)
-  plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(6, 5))
-  for group in sorted(set(groups)):
-    keep = np.array([g == group for g in groups])
-    ax.scatter(points[keep, 0], points[keep, 1], s=6, alpha=0.6, label=group)
-  ax.set(title="Fig. 12: UMAP of clip embeddings", xticks=[], yticks=[])
-  ax.legend(fontsize=7, markerscale=2)
-  fig.tight_layout()
-  path = out_dir / "fig12_umap.png"
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
 
 
 # ----------------------------------------------------------------------------------------------
@@ -506,21 +365,23 @@ def run(config, checkpoint: str, out: Optional[str] = None, which: str = "best",
   """The command: the plain evaluation, or the requested studies, with one loaded checkpoint."""
   files = test_files(config)
   out_dir = output_dir(checkpoint, out)
+  from fakeout_jax import studies  # pylint: disable=import-outside-toplevel (imports this)
   if audio_shifts:
-    _check_audio_model(config)
+    studies.check_audio_model(config)
   scorer = Scorer(config, checkpoint, which)
   summaries = {}
   if num_clips:
-    summaries["num_clips"] = num_clips_sweep(scorer, config, files, out_dir, num_clips)
+    summaries["num_clips"] = studies.num_clips_sweep(scorer, config, files, out_dir, num_clips)
   if audio_shifts:
-    summaries["audio_shift"] = audio_shift_sweep(scorer, config, files, out_dir, audio_shifts)
+    summaries["audio_shift"] = studies.audio_shift_sweep(scorer, config, files, out_dir,
+                                                         audio_shifts)
   if with_umap:
-    umap_figure(scorer, config, files, out_dir)
+    studies.umap_figure(scorer, config, files, out_dir)
   if not num_clips and not audio_shifts:
     summaries["results"] = evaluate(config, checkpoint, out, which, scorer=scorer)
-  _raise_failures({f"{study}: {key}": reason for study, s in summaries.items()
-                   if isinstance(s, dict) and "failed" in s
-                   for key, reason in s["failed"].items()})
+  raise_failures({f"{study}: {key}": reason for study, s in summaries.items()
+                  if isinstance(s, dict) and "failed" in s
+                  for key, reason in s["failed"].items()})
   return summaries
 
 

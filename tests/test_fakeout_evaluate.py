@@ -1,4 +1,4 @@
-"""fakeout_jax.evaluate beyond the plain evaluation: the Fig. 14 / Fig. 13 sweeps, Fig. 12's UMAP,
+"""fakeout_jax.evaluate / studies: the Fig. 14 / Fig. 13 sweeps, Fig. 12's UMAP,
 paper cells, dropped categories, failed test sets. One tiny random model, compiled once."""
 import csv
 import json
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from data import constants, protocols, records
-from fakeout_jax import checkpoints, evaluate, finetune, models
+from fakeout_jax import checkpoints, evaluate, finetune, models, studies
 from fakeout_jax.configs import default, paper
 from fakeout_jax.configs import model as model_config
 from tests import fakeout_legacy_pickles as legacy
@@ -80,7 +80,7 @@ def _score_rows(path):
 def test_num_clips_sweep_evaluates_once_per_n(setup, tmp_path):
   config, scorer, _ = setup
   files = evaluate.test_files(config)
-  summary = evaluate.num_clips_sweep(scorer, config, files, tmp_path, [1, 3])
+  summary = studies.num_clips_sweep(scorer, config, files, tmp_path, [1, 3])
   saved = json.loads((tmp_path / "sweep_num_clips.json").read_text())
   assert saved["values"] == [1.0, 3.0] and not saved["failed"]
   for n in (1, 3):
@@ -105,7 +105,7 @@ def test_audio_shift_sweep_changes_what_the_model_hears(setup, tmp_path):
       "fig13:{audio_shift:+.2f} s:reals:scores/real_with_audio/mean",
       "fig13:{audio_shift:+.2f} s:reals:auc"))
   files = evaluate.test_files(config)
-  summary = evaluate.audio_shift_sweep(scorer, config, files, tmp_path, [0.0, -0.3])
+  summary = studies.audio_shift_sweep(scorer, config, files, tmp_path, [0.0, -0.3])
   reals = summary["results"]["-0.30s"]["reals"]
   assert "auc" not in reals and reals["scores"]["real_with_audio"]["count"] == 3
   assert "auc" in summary["results"]["-0.30s"]["tiny"]
@@ -130,7 +130,7 @@ def test_audio_shifts_need_an_audio_model(setup, tmp_path):
 def test_umap_is_skipped_with_a_message_without_umap_learn(setup, tmp_path, caplog, monkeypatch):
   config, scorer, _ = setup
   monkeypatch.setitem(sys.modules, "umap", None)  # import umap -> ImportError, installed or not
-  assert evaluate.umap_figure(scorer, config, evaluate.test_files(config), tmp_path) is None
+  assert studies.umap_figure(scorer, config, evaluate.test_files(config), tmp_path) is None
   assert ("Fig. 12 (UMAP of clip embeddings) skipped: umap-learn is not installed" in caplog.text
           and "pip install umap-learn" in caplog.text)
   assert not (tmp_path / "fig12_umap.png").exists()
@@ -149,7 +149,7 @@ def test_umap_figure_with_umap_learn(setup, tmp_path, monkeypatch):
       return centred @ np.linalg.svd(centred, full_matrices=False)[2][:self.n_components].T
 
   monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=UMAP))
-  path = evaluate.umap_figure(scorer, config, evaluate.test_files(config), tmp_path)
+  path = studies.umap_figure(scorer, config, evaluate.test_files(config), tmp_path)
   assert path.stat().st_size > 0
   saved = np.load(tmp_path / "clip_embeddings.npz")
   # 6 tracks x N clips; the classifier's input: vid_repr (256) + aud_repr (256) at this width.
