@@ -23,8 +23,10 @@ Apache Beam pipeline (DirectRunner here; DataflowRunner, FlinkRunner, SparkRunne
 with --root and --out on storage every worker can read and write, e.g. a shared or FUSE-mounted
 file system).
 
-Audio: each track carries the first audio channel of its video at 44.1 kHz, or, when audio
-enrichment (data.datasets.enrichment) assigned another file and span, that span instead.
+Audio: each track carries the first audio channel of its video at 44.1 kHz, or, with
+``--audio-plan PLAN.csv`` (written by ``python -m data.datasets.enrichment``, FakeOut's audio
+enrichment of FF++, DeeperForensics and FaceShifter), the planned span of another file; videos
+the plan marks silent carry no audio.
 """
 from __future__ import annotations
 
@@ -275,10 +277,19 @@ def prepare(dataset: str, root: str, split: str, out: pathlib.Path, *,
             dataset_options: Optional[dict] = None, options: PrepareOptions = PrepareOptions(),
             workers: int = 1, videos_per_shard: int = 32, runner: str = "direct",
             beam_args: Sequence[str] = (), limit: Optional[int] = None,
-            verbose: bool = False) -> dict:
+            audio_plan: Optional[str] = None, verbose: bool = False) -> dict:
   """Library form of the command; returns the summary (see the module docstring)."""
   listing = datasets.list_videos(dataset, root, split, dataset_options or {})
-  videos = sorted(listing.records, key=lambda r: r.video_id)[:limit]
+  videos = listing.records
+  if audio_plan:
+    plans = enrichment.read_plan(audio_plan)
+    planned = {p.video_id for p in plans}
+    unplanned = [r.video_id for r in videos if r.video_id not in planned]
+    if unplanned:
+      log.warning("%d videos are not in the audio plan %s and keep their own audio (e.g. %s)",
+                  len(unplanned), audio_plan, unplanned[:3])
+    videos = enrichment.apply_plan(videos, plans)
+  videos = sorted(videos, key=lambda r: r.video_id)[:limit]
   if not videos:
     raise SystemExit(f"error: the {dataset} adapter found no videos for split {split!r} under "
                      f"{root}")
@@ -319,6 +330,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
   parser.add_argument("--max-seconds", type=float, default=constants.MAX_SECONDS,
                       help="only the first seconds of each video")
   parser.add_argument("--jpeg-quality", type=int, default=records.JPEG_QUALITY)
+  parser.add_argument("--audio-plan", default=None,
+                      help="audio enrichment plan CSV (python -m data.datasets.enrichment)")
   parser.add_argument("--limit", type=int, default=None, help="only the first N videos")
   parser.add_argument("-v", "--verbose", action="store_true")
   args, beam_args = parser.parse_known_args(argv)
@@ -341,7 +354,7 @@ def main(argv=None) -> int:
       dataset_options=datasets.parse_options(args.option), options=options,
       workers=args.workers, videos_per_shard=args.videos_per_shard, runner=args.runner,
       beam_args=[f"--runner={args.beam_runner}", *beam_args], limit=args.limit,
-      verbose=args.verbose)
+      audio_plan=args.audio_plan, verbose=args.verbose)
   print(json.dumps({k: v for k, v in summary.items() if k != "errors"}, sort_keys=True))
   for video_id, reason in sorted(summary["errors"].items()):
     print(f"error: {video_id}: {reason} (see {args.split}.manifest.jsonl)", file=sys.stderr)

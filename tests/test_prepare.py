@@ -63,6 +63,29 @@ def test_prepare_writes_shards_manifest_and_resumes(ffpp_root, tmp_path):
   assert sorted(t["video/id"].decode() for t in records.read_tracks(out)) == sorted(tracks)
 
 
+def test_audio_plan_replaces_the_audio_of_planned_videos(ffpp_root, tmp_path):
+  """FakeOut's enrichment: a fake gets a span of another file; an unverified video none."""
+  from data.datasets import enrichment
+  donor = video_fixtures.write_scene(tmp_path / "youtube.mp4", video_fixtures.NO_FACE, fps=25,
+                                     audio=video_fixtures.tone(3.0, burst_at=1.5))
+  plan = tmp_path / "plan.csv"
+  enrichment.write_plan([
+      enrichment.AudioPlan(video_id="Deepfakes/000_001", has_audio=True, audio_path=str(donor),
+                           start=1.0, duration=1.2, audio_source_id="000",
+                           youtube_id="yt", reason="target audio"),
+      enrichment.AudioPlan(video_id="001", has_audio=False, audio_path="", start=0.0,
+                           duration=0.0, audio_source_id="001", youtube_id="",
+                           reason="not verified")], plan)
+  prepare.prepare("ffpp", str(ffpp_root), "test", tmp_path / "out", workers=0,
+                  videos_per_shard=4, dataset_options={"audio": "probe"}, audio_plan=str(plan))
+  tracks = {t["video/id"].decode(): t for t in records.read_tracks(tmp_path / "out")}
+  fake, silent = tracks["Deepfakes/000_001"], tracks["001"]
+  assert fake["audio/has_audio"] == 1 and silent["audio/has_audio"] == 0
+  # The donor's burst at 1.5 s lands 0.5 s into the fake's audio (span starts at 1.0 s).
+  loud = np.flatnonzero(np.abs(fake["audio"]) > 0.5)
+  assert loud.size and abs(loud[0] / 44100 - 0.5) < 0.02
+
+
 @pytest.mark.slow
 def test_beam_runner_writes_the_same_records(ffpp_root, tmp_path):
   direct, beam = tmp_path / "direct", tmp_path / "beam"
