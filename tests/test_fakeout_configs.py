@@ -171,3 +171,15 @@ def test_command_line_loading_and_data_checks(tmp_path):
   with c.unlocked():
     c.init.checkpoint = str(tmp_path / "mmv.pkl")
   assert set(finetune.check_config(c)) == {"train", "val", "test/FaceSwap"}
+
+
+def test_documented_prepare_commands_parse_and_apply_the_audio_plans():
+  from data import prepare
+  for path, command in paper.PREPARE_COMMANDS.items():
+    args, _ = prepare.parse_args(command.split()[3:])
+    assert str(args.out) == f"ROOT/{path}"
+    plan = paper.ENRICHMENT_COMMANDS.get(path)
+    if plan:  # the silent FF++-based sets: the plan written first is the one applied
+      assert plan.split("--out ")[1].split()[0] == args.audio_plan
+    else:
+      assert args.audio_plan is None

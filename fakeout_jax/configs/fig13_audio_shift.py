@@ -17,7 +17,7 @@ from their clips even without a shift, which would blur the curve.
       --audio-shifts=-2,-1,-0.5,-0.2,0,0.2,0.5,1,2
 
 writes sweep_audio_shift.json and fig13_score_vs_audio_shift.png. Data: ROOT/ffpp/test (FF++
-with the authors' audio enrichment, once data.prepare applies it: see configs/paper.py) and
+with the authors' audio enrichment, see Table 2: only the verified sequences have audio) and
 ROOT/dfdc_filtered/test (native audio), as for Tables 4 and 6.
 """
 from fakeout_jax.configs import paper

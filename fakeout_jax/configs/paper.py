@@ -21,11 +21,11 @@ how Table 7 leaves them out at evaluation time (``drop_categories``) without a s
 the face tracker.
 
 Audio of FF++, FaceShifter and DeeperForensics: their videos are silent; FakeOut attaches the
-original YouTube audio (data.datasets.enrichment plans it:
-``python -m data.datasets.enrichment --dataset ffpp --root FFPP --split train --out PLAN.csv``).
-data.prepare does not apply such a plan yet, so these record sets are silent and V&A runs see
-the released code's all-zero "dummy audio" for them (DFDC, FakeAVCeleb and DeepfakeTIMIT carry
-their own audio).
+original YouTube audio (FF++'s ``original_youtube_videos`` download) to the sequences whose
+audio the authors verified. :data:`ENRICHMENT_COMMANDS` plan it per record set
+(``python -m data.datasets.enrichment ... --out PLAN.csv``) and the prepare commands apply the
+plan (``--audio-plan PLAN.csv``); the others stay silent (the released code's all-zero "dummy
+audio"). DFDC, FakeAVCeleb and DeepfakeTIMIT carry their own audio.
 
 Arguments (``--config file.py:ARG``) are comma-separated tokens, each either ``key=value`` or a
 bare value of one of the config's options, e.g. ``table2_cross_manipulation.py:NT,x1_v`` or
@@ -76,16 +76,33 @@ CROSS_DATASET_SETS = {
 }
 
 _PREPARE = "python -m data.prepare --dataset {dataset} --root {root} --split {split} --out {out}"
+_ENRICH = ("python -m data.datasets.enrichment --dataset {dataset} --root {root} --split {split} "
+           "--out ROOT/{name}.audio_plan.csv")
+_PLAN = " --audio-plan ROOT/{name}.audio_plan.csv"
+# Audio enrichment plans of the silent record sets (run before their prepare command).
+ENRICHMENT_COMMANDS = {
+    FFPP_TRAIN: _ENRICH.format(dataset="ffpp", root="FFPP", split="train", name="ffpp_train"),
+    FFPP_VAL: _ENRICH.format(dataset="ffpp", root="FFPP", split="val", name="ffpp_val"),
+    FFPP_TEST: _ENRICH.format(dataset="ffpp", root="FFPP", split="test", name="ffpp_test"),
+    FACESHIFTER: _ENRICH.format(dataset="faceshifter", root="FFPP", split="test",
+                                name="faceshifter_test") + " --option protocol=fakeout",
+    DEEPERFORENSICS: _ENRICH.format(dataset="deeperforensics", root="DeeperForensics-1.0",
+                                    split="test", name="deeperforensics_test")
+    + " --ffpp-root FFPP",
+}
 PREPARE_COMMANDS = {
     FFPP_TRAIN: _PREPARE.format(dataset="ffpp", root="FFPP", split="train",
-                                out="ROOT/ffpp/train"),
-    FFPP_VAL: _PREPARE.format(dataset="ffpp", root="FFPP", split="val", out="ROOT/ffpp/val"),
-    FFPP_TEST: _PREPARE.format(dataset="ffpp", root="FFPP", split="test", out="ROOT/ffpp/test"),
+                                out="ROOT/ffpp/train") + _PLAN.format(name="ffpp_train"),
+    FFPP_VAL: _PREPARE.format(dataset="ffpp", root="FFPP", split="val", out="ROOT/ffpp/val")
+    + _PLAN.format(name="ffpp_val"),
+    FFPP_TEST: _PREPARE.format(dataset="ffpp", root="FFPP", split="test", out="ROOT/ffpp/test")
+    + _PLAN.format(name="ffpp_test"),
     FACESHIFTER: _PREPARE.format(dataset="faceshifter", root="FFPP", split="test",
-                                 out="ROOT/faceshifter/test") + " --option protocol=fakeout",
+                                 out="ROOT/faceshifter/test") + " --option protocol=fakeout"
+    + _PLAN.format(name="faceshifter_test"),
     DEEPERFORENSICS: _PREPARE.format(dataset="deeperforensics", root="DeeperForensics-1.0",
                                      split="test", out="ROOT/deeperforensics/test")
-    + " --option ffpp_root=FFPP",
+    + " --option ffpp_root=FFPP" + _PLAN.format(name="deeperforensics_test"),
     DFDC: _PREPARE.format(dataset="dfdc", root="DFDC", split="test", out="ROOT/dfdc/test")
     + " --option dog_mask_list=DOGS.txt",
     DFDC_FILTERED: _PREPARE.format(dataset="dfdc", root="DFDC", split="test",

@@ -9,11 +9,13 @@ method's fakes, video-level ROC-AUC. One run per held-out method fills one colum
 HELD_OUT: Deepfakes | FaceSwap | Face2Face | NeuralTextures (or DF, FS, F2F, NT).
 VARIANT: x2_va (default, FakeOut's released TSM-50x2 V&A), x2_v, x1_va, x1_v.
 
-Data (record sets under --config.data.root=ROOT; FF++ audio: see configs/paper.py)::
+Data (record sets under --config.data.root=ROOT; FF++ with the authors' audio enrichment: a plan
+per split, then the records; S = train, val, test)::
 
-  python -m data.prepare --dataset ffpp --root FFPP --split train --out ROOT/ffpp/train
-  python -m data.prepare --dataset ffpp --root FFPP --split val --out ROOT/ffpp/val
-  python -m data.prepare --dataset ffpp --root FFPP --split test --out ROOT/ffpp/test
+  python -m data.datasets.enrichment --dataset ffpp --root FFPP --split S \
+      --out ROOT/ffpp_S.audio_plan.csv
+  python -m data.prepare --dataset ffpp --root FFPP --split S --out ROOT/ffpp/S \
+      --audio-plan ROOT/ffpp_S.audio_plan.csv
 
 One record set serves all four runs: ``keep_methods`` keeps the training methods' fakes (and
 every real) for training and validation, and only the held-out method's fakes for the test.

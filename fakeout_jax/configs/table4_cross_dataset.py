@@ -12,14 +12,19 @@ FakeOut's released model). x1 runs start from mmv_tsm_resnet_x1.pkl, x2 from mmv
 The same fine-tuned run serves Tables 5, 6 and 7 and Fig. 14 (their configs train identically):
 evaluate its workdir with their configs, each into its own --out folder.
 
-Data (record sets under --config.data.root=ROOT)::
+Data (record sets under --config.data.root=ROOT; ROOT/ffpp/{train,val} as in Table 2, with
+their audio plans; FSh and DFo get the FF++ targets' YouTube audio the same way)::
 
-  python -m data.prepare --dataset ffpp --root FFPP --split train --out ROOT/ffpp/train
-  python -m data.prepare --dataset ffpp --root FFPP --split val --out ROOT/ffpp/val
+  python -m data.datasets.enrichment --dataset faceshifter --root FFPP --split test \
+      --option protocol=fakeout --out ROOT/faceshifter_test.audio_plan.csv
   python -m data.prepare --dataset faceshifter --root FFPP --split test \
-      --out ROOT/faceshifter/test --option protocol=fakeout
+      --out ROOT/faceshifter/test --option protocol=fakeout \
+      --audio-plan ROOT/faceshifter_test.audio_plan.csv
+  python -m data.datasets.enrichment --dataset deeperforensics --root DeeperForensics-1.0 \
+      --ffpp-root FFPP --split test --out ROOT/deeperforensics_test.audio_plan.csv
   python -m data.prepare --dataset deeperforensics --root DeeperForensics-1.0 --split test \
-      --out ROOT/deeperforensics/test --option ffpp_root=FFPP
+      --out ROOT/deeperforensics/test --option ffpp_root=FFPP \
+      --audio-plan ROOT/deeperforensics_test.audio_plan.csv
   python -m data.prepare --dataset dfdc --root DFDC --split test --out ROOT/dfdc/test \
       --option dog_mask_list=DOGS.txt
   python -m data.prepare --dataset dfdc --root DFDC --split test --out ROOT/dfdc_filtered/test \

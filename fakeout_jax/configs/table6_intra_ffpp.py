@@ -9,8 +9,11 @@ metrics.json too).
 
 Data::
 
-  python -m data.prepare --dataset ffpp --root FFPP --split test --out ROOT/ffpp/test
-  (and ROOT/ffpp/{train,val} as in Table 4)
+  python -m data.datasets.enrichment --dataset ffpp --root FFPP --split test \
+      --out ROOT/ffpp_test.audio_plan.csv
+  python -m data.prepare --dataset ffpp --root FFPP --split test --out ROOT/ffpp/test \
+      --audio-plan ROOT/ffpp_test.audio_plan.csv
+  (and ROOT/ffpp/{train,val} as in Table 2)
 
   python -m fakeout_jax.evaluate --config fakeout_jax/configs/table6_intra_ffpp.py:x2_va \
       --config.data.root=ROOT --checkpoint runs/ffpp_x2_va --out runs/ffpp_x2_va/eval_table6
