@@ -228,12 +228,10 @@ def plot_roc_and_histograms(rows: Sequence[Mapping], path: str | pathlib.Path,
 
   With `groups` (e.g. 'category'), one ROC curve per fake group against all real videos.
   """
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  from data import report
   labels = np.array([int(r["label"]) for r in rows])
   scores = np.array([float(r["score"]) for r in rows])
-  fig, (ax_roc, ax_hist) = plt.subplots(1, 2, figsize=(10, 4))
+  fig, (ax_roc, ax_hist) = report.figure(1, 2, figsize=(10, 4))
   curves = {"all": np.ones(len(rows), bool)}
   if groups:
     for name in sorted({r[groups] for r in rows if int(r["label"]) == constants.FAKE}):
@@ -259,5 +257,4 @@ def plot_roc_and_histograms(rows: Sequence[Mapping], path: str | pathlib.Path,
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(path, dpi=110)
-  plt.close(fig)
   return path

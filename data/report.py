@@ -60,3 +60,12 @@ def write(path: str | pathlib.Path, content: str) -> pathlib.Path:
   path.parent.mkdir(parents=True, exist_ok=True)
   path.write_text(content, encoding="utf-8")
   return path
+
+
+def figure(nrows: int = 1, ncols: int = 1, **kwargs):
+  """(Figure, axes) without pyplot: no global state and no backend switch, so plotting from the
+  library is safe inside notebooks (inline plots keep working) and worker processes."""
+  from matplotlib.figure import Figure
+  subplot_kwargs = {k: kwargs.pop(k) for k in ("sharex", "sharey", "squeeze") if k in kwargs}
+  fig = Figure(**kwargs)
+  return fig, fig.subplots(nrows, ncols, **subplot_kwargs)

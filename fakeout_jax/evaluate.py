@@ -53,6 +53,7 @@ from flax import jax_utils
 
 from data import constants
 from data import protocols
+from data import report
 from data import workdir as workdir_lib
 from fakeout_jax import checkpoints
 from fakeout_jax import finetune
@@ -336,23 +337,14 @@ def plot_av_cosine(rows_by_set: dict, path: pathlib.Path) -> Optional[pathlib.Pa
         groups[f"{name}/{row['category']}"].append(float(row["av_cosine"]))
   if not groups:
     return None
-  plt = pyplot()
   names = sorted(groups)
-  fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(names)), 3.5))
+  fig, ax = report.figure(figsize=(max(4, 1.2 * len(names)), 3.5))
   ax.boxplot([groups[n] for n in names], tick_labels=names, showmeans=True)
   ax.set(ylabel="cosine(video, audio) embedding", title="Audio-visual agreement per category")
   ax.tick_params(axis="x", rotation=30)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
-  plt.close(fig)
   return path
-
-
-def pyplot():
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  return plt
 
 
 # ----------------------------------------------------------------------------------------------

@@ -118,10 +118,7 @@ def predict(video_path: str, checkpoint: str, config: ml_collections.ConfigDict,
 
 
 def render_report(result: dict, tracks: list[dict]) -> str:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(9, 3))
+  fig, ax = report.figure(figsize=(9, 3))
   for t in tracks:
     centres = [(c["start"] + c["end"]) / 2 for c in t["clips"]]
     ax.plot(centres, [c["score"] for c in t["clips"]], "o-", label=f"face {t['track'] + 1}")
@@ -130,7 +127,6 @@ def render_report(result: dict, tracks: list[dict]) -> str:
          title="Clip scores over time")
   ax.legend(fontsize=8)
   timeline = report.img(fig, "score timeline")
-  plt.close(fig)
   verdict = (f"<div class='verdict {result['verdict']}'>Verdict: <b>{result['verdict']}</b> "
              f"&mdash; score {result['score']:.3f} (threshold {result['threshold']}), decided "
              f"by face {result['deciding_track'] + 1}</div>")

@@ -23,6 +23,7 @@ from typing import Callable, Optional, Sequence
 import ml_collections
 import numpy as np
 
+from data import report
 from fakeout_jax import evaluate
 from fakeout_jax import finetune
 
@@ -101,8 +102,7 @@ def check_audio_model(config) -> None:
 
 def _plot_sweep(summary: dict, path: pathlib.Path, metrics: list[tuple[str, str]],
                 xlabel: str, title: str) -> Optional[pathlib.Path]:
-  plt = evaluate.pyplot()
-  fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+  fig, axes = report.figure(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
   labels = list(summary["results"])
   plotted = False
   for ax, (metric, ylabel) in zip(axes[0], metrics):
@@ -127,7 +127,6 @@ def _plot_sweep(summary: dict, path: pathlib.Path, metrics: list[tuple[str, str]
   fig.tight_layout()
   if plotted:
     fig.savefig(path, dpi=110)
-  plt.close(fig)
   return path if plotted else None
 
 
@@ -151,8 +150,7 @@ def umap_figure(scorer: evaluate.Scorer, config, files: dict, out_dir: pathlib.P
   np.savez_compressed(out_dir / "clip_embeddings.npz", embeddings=features,
                       groups=np.array(groups))
   points = umap.UMAP(n_components=2, random_state=seed).fit_transform(features)
-  plt = evaluate.pyplot()
-  fig, ax = plt.subplots(figsize=(6, 5))
+  fig, ax = report.figure(figsize=(6, 5))
   for group in sorted(set(groups)):
     keep = np.array([g == group for g in groups])
     ax.scatter(points[keep, 0], points[keep, 1], s=6, alpha=0.6, label=group)
@@ -161,5 +159,4 @@ def umap_figure(scorer: evaluate.Scorer, config, files: dict, out_dir: pathlib.P
   fig.tight_layout()
   path = out_dir / "fig12_umap.png"
   fig.savefig(path, dpi=110)
-  plt.close(fig)
   return path

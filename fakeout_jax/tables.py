@@ -188,12 +188,10 @@ def plot_figure(name: str, table: protocols.Table, path: pathlib.Path) -> Option
   layout = LAYOUTS.get(name)
   if layout is None or layout.plot is None:
     return None
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
   import numpy as np
+  from data import report
   rows, columns = list(table.rows), list(table.columns)
-  fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(columns)), 3.8))
+  fig, ax = report.figure(figsize=(max(5, 1.3 * len(columns)), 3.8))
   if layout.plot == "bars":
     width = 0.8 / max(1, len(rows))
     for i, row in enumerate(rows):
@@ -215,7 +213,6 @@ def plot_figure(name: str, table: protocols.Table, path: pathlib.Path) -> Option
   ax.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
-  plt.close(fig)
   return path
 
 
