@@ -1,6 +1,7 @@
 """Test-wide set-up: fake CPU devices for pmap tests, quiet TF, the optional ../shared fixture."""
 import os
 import pathlib
+import tempfile
 
 # Must happen before JAX initialises its backends: two fake CPU devices let every test exercise
 # pmap and cross-replica batch norm exactly as on a 2-device accelerator host.
@@ -9,6 +10,12 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# One persistent XLA compilation cache for the test session: the command-line tests start
+# several processes that compile the same tiny models (the SIGKILL-resume tests run three).
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), f"avdf-test-xla-cache-{os.getuid()}"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import pytest  # noqa: E402
 
