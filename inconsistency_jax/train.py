@@ -135,7 +135,7 @@ def train_step(state: TrainState, batch, *, model, config, n_mels: int):
   (loss, (updates, parts)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   grads = jax.lax.pmean(grads, "batch")
   state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
-  metrics = {"loss": loss, **parts, "grad_norm": optax.global_norm(grads)}
+  metrics = {"loss": loss, **parts, "grad_norm": optax.tree.norm(grads)}
   return state, jax.lax.pmean(metrics, "batch")
 
 
