@@ -180,3 +180,19 @@ def _diff_keys(a: Mapping, b: Mapping, prefix: str = "") -> set[str]:
     elif a.get(key) != b.get(key):
       keys.add(name)
   return keys
+
+
+def run_absl_cli(main, define_flags) -> None:
+  """Runs an absl ``main`` as a console script or as ``python -m``, with a useful ``--help``.
+
+  absl's ``--help`` lists the flags of the module named by ``sys.argv[0]``; for a console script
+  that is the script's path, not the module that defined the flags, so they are re-registered
+  under it.
+  """
+  import sys
+  from absl import app, flags
+  define_flags()
+  defined = flags.FLAGS.flags_by_module_dict().get(define_flags.__module__, [])
+  for flag in defined:
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  app.run(main)

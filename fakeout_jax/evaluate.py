@@ -398,8 +398,8 @@ def main(argv) -> None:
     sys.exit(1)
 
 
-if __name__ == "__main__":
-  from absl import app, flags
+def _define_flags():
+  from absl import flags
   from ml_collections import config_flags
   config_flags.DEFINE_config_file("config", None, "experiment config file", lock_config=True)
   flags.DEFINE_string("checkpoint", None, "finetune workdir, converted folder or FakeOut pickle")
@@ -411,4 +411,12 @@ if __name__ == "__main__":
   flags.DEFINE_bool("umap", False, "Fig. 12: UMAP of clip embeddings (needs umap-learn)")
   flags.DEFINE_bool("verbose", False, "debug logging")
   flags.mark_flags_as_required(["config", "checkpoint"])
-  app.run(main)
+
+
+def cli():
+  """Console-script entry point."""
+  workdir_lib.run_absl_cli(main, _define_flags)
+
+
+if __name__ == "__main__":
+  cli()

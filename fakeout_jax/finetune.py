@@ -389,7 +389,10 @@ def _define_flags():
   flags.mark_flags_as_required(["config", "workdir"])
 
 
+def cli():
+  """Console-script entry point."""
+  workdir_lib.run_absl_cli(main, _define_flags)
+
+
 if __name__ == "__main__":
-  from absl import app
-  _define_flags()
-  app.run(main)
+  cli()

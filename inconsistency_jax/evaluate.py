@@ -45,6 +45,7 @@ import numpy as np
 
 from data import constants
 from data import protocols
+from data import workdir as workdir_lib
 from inconsistency_jax import inference
 
 log = logging.getLogger(__name__)
@@ -343,7 +344,6 @@ def main(argv) -> None:
   from absl import app
   from absl import flags
   from data import logs
-  from data import workdir as workdir_lib
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logs.setup()
@@ -365,7 +365,10 @@ def _define_flags() -> None:
   flags.mark_flags_as_required(["config", "workdir"])
 
 
+def cli():
+  """Console-script entry point."""
+  workdir_lib.run_absl_cli(main, _define_flags)
+
+
 if __name__ == "__main__":
-  from absl import app
-  _define_flags()
-  app.run(main)
+  cli()
