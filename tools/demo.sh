@@ -16,8 +16,8 @@ python -c 'import jax, flax, tensorflow as tf; print("jax", jax.__version__, jax
 stage "1. synthetic audio-visual deepfake set (FakeAVCeleb layout) from real face photos"
 synth="$out/synth/FakeAVCeleb_v1.2"
 if [ ! -f "$synth/meta_data.csv" ]; then
-  python -m data.synth --out "$out/synth" --layout fakeavceleb --identities 16 \
-    --videos-per-identity 2 --fakes-per-video 3 --max-seconds 4 --max-height 360 --seed 0
+  python -m data.synth --out "$out/synth" --layout fakeavceleb --identities 32 \
+    --videos-per-identity 2 --fakes-per-video 2 --max-seconds 4 --max-height 360 --seed 3
 fi
 
 stage "2. face tracking + alignment -> TFRecord shards (train and held-out test identities)"
@@ -37,5 +37,22 @@ python -m fakeout_jax.evaluate --config fakeout_jax/configs/synthetic_tiny.py \
 stage "5. FakeOut: is this one video fake, which face, when?"
 video=$(ls "$synth"/FakeVideo-RealAudio/*/*/*/*.mp4 | head -n 1)
 python -m fakeout_jax.predict "$video" --checkpoint "$out/fakeout" --out "$out/reports"
+
+# One XLA compilation cache for the stages below: explain reuses evaluate's compiled programs.
+export JAX_COMPILATION_CACHE_DIR="$out/jax_cache"
+
+stage "6. inconsistency detector: train on the REAL training videos only (unsupervised)"
+python -m inconsistency_jax.train --config inconsistency_jax/configs/synthetic_tiny.py \
+  --config.data.root="$out/records/synthetic" --workdir "$out/inconsistency"
+
+stage "7. inconsistency detector: evaluate per fake category and per synthetic kind (Intra, Cross, Intra+Cross)"
+python -m inconsistency_jax.evaluate --config inconsistency_jax/configs/synthetic_tiny.py \
+  --config.data.root="$out/records/synthetic" --workdir "$out/inconsistency" \
+  --config.eval.ground_truth="$synth/synthetic_ground_truth.csv"
+
+stage "8. inconsistency detector: explain one identity-drift video (where is it inconsistent?)"
+drift=$(grep ',drift,' "$synth/synthetic_ground_truth.csv" | grep ',test,' | head -n 1 | cut -d, -f1)
+python -m inconsistency_jax.explain "$synth/$drift" --checkpoint "$out/inconsistency" \
+  --out "$out/reports/explain"
 
 stage "done in $(( $(date +%s) - start ))s: tables in $out/*/eval/results.md, reports in $out/reports"
