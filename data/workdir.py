@@ -15,6 +15,7 @@ process 0 writes config.json, metrics.jsonl and TensorBoard events.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
@@ -196,3 +197,17 @@ def run_absl_cli(main, define_flags) -> None:
   for flag in defined:
     flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
   app.run(main)
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+  """``path/to/config.py`` or ``path/to/config.py:arg`` -> the file's ``get_config([arg])``.
+
+  What ``--config`` does on the command line, for notebooks and library callers.
+  """
+  path, _, arg = spec.partition(":")
+  if not pathlib.Path(path).is_file():
+    raise FileNotFoundError(f"config file {path} not found")
+  module_spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg) if arg else module.get_config()

@@ -20,6 +20,7 @@ display_module.shown = []
 display_module.display = lambda *objects: display_module.shown.extend(objects)
 display_module.Image = lambda filename=None, **kw: ("image", filename)
 display_module.HTML = lambda data=None, **kw: ("html", len(data or ""))
+display_module.Markdown = lambda data=None, **kw: ("markdown", len(data or ""))
 ipython = types.ModuleType("IPython")
 ipython.display = display_module
 ipython.get_ipython = lambda: None
