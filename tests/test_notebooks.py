@@ -11,6 +11,7 @@ NOTEBOOKS = notebook_runner.REPO / "notebooks"
 def test_fakeout_notebook_trains_evaluates_and_predicts(tmp_path):
   root = tmp_path / "records"
   fakeout_tiny.write_records(root / "synthetic" / "train", seed=0)
+  fakeout_tiny.write_records(root / "synthetic" / "val", num_real=2, num_fake=2, seed=2)
   fakeout_tiny.write_records(root / "synthetic" / "test", num_real=3, num_fake=3, seed=1)
   video = video_fixtures.write_scene(tmp_path / "clip.mp4", video_fixtures.ONE_FACE, fps=25,
                                      audio=video_fixtures.tone(2.0))

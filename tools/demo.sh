@@ -20,8 +20,8 @@ if [ ! -f "$synth/meta_data.csv" ]; then
     --videos-per-identity 2 --fakes-per-video 2 --max-seconds 4 --max-height 360 --seed 3
 fi
 
-stage "2. face tracking + alignment -> TFRecord shards (train and held-out test identities)"
-for split in train test; do
+stage "2. face tracking + alignment -> TFRecord shards (train, and held-out val and test identities)"
+for split in train val test; do
   python -m data.prepare --dataset synthetic --root "$synth" --split "$split" \
     --out "$out/records/synthetic/$split" --workers 2 --videos-per-shard 8
 done
@@ -51,8 +51,11 @@ python -m inconsistency_jax.evaluate --config inconsistency_jax/configs/syntheti
   --config.eval.ground_truth="$synth/synthetic_ground_truth.csv"
 
 stage "8. inconsistency detector: explain one identity-drift video (where is it inconsistent?)"
-drift=$(grep ',drift,' "$synth/synthetic_ground_truth.csv" | grep ',test,' | head -n 1 | cut -d, -f1)
+# the longest held-out drift video: the most windows to compare
+drift=$(python -c 'import csv, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1])) if (r["kind"], r["split"]) == ("drift", "test")]
+print(max(rows, key=lambda r: float(r["seconds"]))["path"])' "$synth/synthetic_ground_truth.csv")
 python -m inconsistency_jax.explain "$synth/$drift" --checkpoint "$out/inconsistency" \
-  --out "$out/reports/explain"
+  --out "$out/reports/explain" --top-k 2
 
 stage "done in $(( $(date +%s) - start ))s: tables in $out/*/eval/results.md, reports in $out/reports"

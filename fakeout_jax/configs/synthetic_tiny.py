@@ -28,7 +28,7 @@ def get_config():
   c.input.shuffle_buffer = 64
 
   c.data.train = default.record_set("synthetic/train")
-  c.data.val = default.record_set("synthetic/test")
+  c.data.val = default.record_set("synthetic/val")  # held-out identities, not the test ones
   c.data.test = {"synthetic": default.record_set("synthetic/test", cells=(
       "demo:FakeOut tiny (scratch):synthetic:auc",))}
 
