@@ -58,4 +58,4 @@ print(max(rows, key=lambda r: float(r["seconds"]))["path"])' "$synth/synthetic_g
 python -m inconsistency_jax.explain "$synth/$drift" --checkpoint "$out/inconsistency" \
   --out "$out/reports/explain" --top-k 2
 
-stage "done in $(( $(date +%s) - start ))s: tables in $out/*/eval/results.md, reports in $out/reports"
+stage "done in $(( $(date +%s) - start ))s: tables in $out/fakeout/eval/results.md and $out/inconsistency/eval/table2*.md, reports in $out/reports"
