@@ -10,6 +10,8 @@ records in a temporary folder, then measures on this machine:
 * train_clips_per_s: the training pipeline at the released sizes (32 frames x 224x224, stride 2,
   audio log-mel [183, 80], augmentation, minority oversampling), tf.data using every core;
   divided by the number of cores for the per-core figure (target: >= 15 per core);
+* variants: training clips/s without augmentation, without audio, and without both (where the
+  time goes);
 * eval_tracks_per_s: the evaluation pipeline (5 clips per track).
 
 Prints one JSON object.
@@ -43,6 +45,23 @@ def synthetic_track(rng, frames: int) -> records.TrackArrays:
                              audio=audio.astype(np.float32))
 
 
+VARIANTS = {"no_augment": {"augment": False}, "no_audio": {"use_audio": False},
+            "decode_only": {"augment": False, "use_audio": False}}
+
+
+def train_clips_per_s(files, config, args) -> float:
+  ds = input_pipeline.train_dataset(files, config, batch_size=args.batch_size, seed=0,
+                                    epoch=0).repeat()
+  iterator = ds.as_numpy_iterator()
+  next(iterator)  # graph building and first fill excluded
+  start = time.perf_counter()
+  for _ in range(args.batches):
+    batch = next(iterator)
+  seconds = time.perf_counter() - start
+  assert batch["video"].shape == (args.batch_size, 32, 224, 224, 3)
+  return args.batches * args.batch_size / seconds
+
+
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--tracks", type=int, default=16)
@@ -69,18 +88,15 @@ def main(argv=None) -> dict:
 
     config = input_pipeline.get_config()
     files = [str(path)]
-    ds = input_pipeline.train_dataset(files, config, batch_size=args.batch_size, seed=0,
-                                      epoch=0).repeat()
-    iterator = ds.as_numpy_iterator()
-    next(iterator)  # graph building and first fill excluded
-    start = time.perf_counter()
-    for _ in range(args.batches):
-      batch = next(iterator)
-    seconds = time.perf_counter() - start
-    assert batch["video"].shape == (args.batch_size, 32, 224, 224, 3)
-    result["train_clips_per_s"] = args.batches * args.batch_size / seconds
+    result["train_clips_per_s"] = train_clips_per_s(files, config, args)
     result["train_clips_per_s_per_core"] = result["train_clips_per_s"] / cores
     result["train_target_per_core"] = 15
+    # Where the time goes: the same pipeline without augmentation and/or audio.
+    result["variants"] = {}
+    for name, overrides in VARIANTS.items():
+      variant = input_pipeline.get_config()
+      variant.update(overrides)
+      result["variants"][name] = train_clips_per_s(files, variant, args)
 
     ds = input_pipeline.eval_dataset(files, config, batch_size=2)
     start = time.perf_counter()
