@@ -7,7 +7,6 @@ frames and which audio samples a window holds.
 """
 from __future__ import annotations
 
-import contextlib
 import pathlib
 from typing import Optional, Sequence
 
@@ -126,19 +125,3 @@ def untrained_workdir(path, config):
   work.save(0, jax.device_get(train._checkpoint_tree(state)))  # noqa: SLF001
   work.close()
   return path
-
-
-@contextlib.contextmanager
-def compilation_cache(directory):
-  """JAX's persistent compilation cache in `directory` for the duration (subprocesses that get
-  JAX_COMPILATION_CACHE_DIR reuse what this process compiled, and the other way round)."""
-  import jax
-  from jax._src import compilation_cache as cache
-  previous = jax.config.jax_compilation_cache_dir
-  jax.config.update("jax_compilation_cache_dir", str(directory))
-  cache.reset_cache()
-  try:
-    yield str(directory)
-  finally:
-    jax.config.update("jax_compilation_cache_dir", previous)
-    cache.reset_cache()

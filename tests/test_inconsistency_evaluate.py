@@ -10,12 +10,6 @@ from inconsistency_jax import evaluate
 from tests import inconsistency_records as fixtures
 
 
-@pytest.fixture(scope="module", autouse=True)
-def jax_cache(tmp_path_factory):
-  with fixtures.compilation_cache(tmp_path_factory.getbasetemp() / "inconsistency_jax_cache") as d:
-    yield d
-
-
 def _row(video, category, label, intra, cross, track=0, status="ok", motion=1.0):
   total = intra + (cross if cross != "" else 0.0)
   return {"video_id": video, "track": track, "dataset": "d", "split": "test",

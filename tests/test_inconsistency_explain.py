@@ -11,12 +11,6 @@ from inconsistency_jax import explain, inference, scoring
 from tests import inconsistency_records as fixtures
 
 
-@pytest.fixture(scope="module", autouse=True)
-def jax_cache(tmp_path_factory):
-  with fixtures.compilation_cache(tmp_path_factory.getbasetemp() / "inconsistency_jax_cache") as d:
-    yield d
-
-
 @pytest.fixture(scope="module")
 def scorer(tmp_path_factory):
   root = tmp_path_factory.mktemp("explain")

@@ -22,12 +22,6 @@ from tests import inconsistency_records as fixtures
 NUM_STEPS = 8
 
 
-@pytest.fixture(scope="module", autouse=True)
-def jax_cache(tmp_path_factory):
-  with fixtures.compilation_cache(tmp_path_factory.getbasetemp() / "inconsistency_jax_cache") as d:
-    yield d
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
   root = tmp_path_factory.mktemp("records")
@@ -49,9 +43,10 @@ def _checkpoint_arrays(workdir, step, which="latest"):
           for path, leaf in jax.tree_util.tree_leaves_with_path(state["state"])}
 
 
-def _cli(root, workdir, cache):
+def _cli(root, workdir):
+  """The training command in a subprocess (it shares the session's XLA cache, tests/conftest.py)."""
   repo = pathlib.Path(__file__).resolve().parents[1]
-  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache, PYTHONUNBUFFERED="1",
+  env = dict(os.environ, PYTHONUNBUFFERED="1",
              PYTHONPATH=str(repo), XLA_FLAGS="--xla_force_host_platform_device_count=2")
   return subprocess.Popen(
       [sys.executable, "-m", "inconsistency_jax.train",
@@ -62,7 +57,7 @@ def _cli(root, workdir, cache):
       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_training_runs_logs_and_resumes_after_sigkill_bit_for_bit(root, tmp_path, jax_cache):
+def test_training_runs_logs_and_resumes_after_sigkill_bit_for_bit(root, tmp_path):
   # Uninterrupted reference run, in this process (its compiled step is cached for the CLI runs).
   reference = tmp_path / "reference"
   config = _config(root)
@@ -88,7 +83,7 @@ def test_training_runs_logs_and_resumes_after_sigkill_bit_for_bit(root, tmp_path
 
   # The same run from the command line, killed with SIGKILL after its first checkpoint ...
   resumed = tmp_path / "resumed"
-  process = _cli(root, resumed, jax_cache)
+  process = _cli(root, resumed)
   first = resumed / "checkpoints" / "latest" / "2"
   deadline = time.time() + 240
   while not first.is_dir() and process.poll() is None and time.time() < deadline:
@@ -100,7 +95,7 @@ def test_training_runs_logs_and_resumes_after_sigkill_bit_for_bit(root, tmp_path
                  if p.name.isdigit())
   assert steps and steps[-1] < NUM_STEPS, f"the run finished before it was killed: {steps}"
   # ... then resumed by running the same command again.
-  process = _cli(root, resumed, jax_cache)
+  process = _cli(root, resumed)
   output = process.communicate(timeout=600)[0]
   assert process.returncode == 0, output[-3000:]
   assert f"resumed from step {steps[-1]}" in output
