@@ -46,7 +46,7 @@ def write_scores(path: str | pathlib.Path, rows: Sequence[Mapping]) -> pathlib.P
     writer = csv.DictWriter(f, fieldnames=list(SCORE_COLUMNS) + extra, restval="")
     writer.writeheader()
     for row in rows:
-      writer.writerow({k: _plain(v) for k, v in row.items()})
+      writer.writerow({k: plain_value(v) for k, v in row.items()})
   return path
 
 
@@ -64,7 +64,8 @@ def read_scores(path: str | pathlib.Path) -> list[dict]:
   return rows
 
 
-def _plain(value):
+def plain_value(value):
+  """A bytes or numpy scalar (as tf.data/numpy give them) as the plain Python value."""
   if isinstance(value, bytes):
     return value.decode()
   if isinstance(value, np.generic):
@@ -205,7 +206,7 @@ class Table:
     writer = csv.writer(buffer)
     writer.writerow(["row", *self.columns])
     for name, values in self.rows.items():
-      writer.writerow([name, *[_plain(values.get(c, "")) if values.get(c) is not None else ""
+      writer.writerow([name, *[plain_value(values.get(c, "")) if values.get(c) is not None else ""
                                for c in self.columns]])
     return buffer.getvalue()
 

@@ -277,6 +277,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
                       for n, r in scores.items()}}
   writer = jax.process_index() == 0
   c = config.eval
+
+  def publish(name: str, table, numbers) -> None:
+    summary[name] = numbers
+    if writer:
+      table.save(out_dir, name)
+      log.info("\n%s", table.markdown())
+
   for name, rows in scores.items():
     videos = video_rows(rows, "total")
     if writer and videos:
@@ -288,33 +295,21 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
     table, numbers = category_table(scores[c.table2_set], c.categories,
                                     c.fake_video_categories,
                                     f"Table 2: {c.table2_set}, per category")
-    summary["table2"] = numbers
-    if writer:
-      table.save(out_dir, "table2")
-      log.info("\n%s", table.markdown())
+    publish("table2", table, numbers)
   if c.get("ground_truth") and c.table2_set in scores:
     column = c.get("ground_truth_column", "kind")
     table, numbers = group_table(scores[c.table2_set], read_groups(c.ground_truth, column),
                                  column, f"{c.table2_set}, AUC per {column}")
-    summary[f"table2_by_{column}"] = numbers
-    if writer:
-      table.save(out_dir, f"table2_by_{column}")
-      log.info("\n%s", table.markdown())
+    publish(f"table2_by_{column}", table, numbers)
   qualities = {"RAW": c.table2_set, **dict(c.compression_sets)}
   if c.compression_sets and all(s in scores for s in qualities.values()):
     table, numbers = compression_table({q: scores[s] for q, s in qualities.items()},
                                        c.categories)
-    summary["table3"] = numbers
-    if writer:
-      table.save(out_dir, "table3")
-      log.info("\n%s", table.markdown())
+    publish("table3", table, numbers)
   if c.kodf_set and c.kodf_set in scores:
     table, numbers = kodf_table(scores[c.kodf_set], c.kodf_draws, c.kodf_seed, c.kodf_real,
                                 c.kodf_fake)
-    summary["kodf"] = numbers
-    if writer:
-      table.save(out_dir, "kodf")
-      log.info("\n%s", table.markdown())
+    publish("kodf", table, numbers)
   if c.motion_set and c.motion_set in scores:
     try:
       curve = motion_curve(scores[c.motion_set], c.motion_bins)

@@ -28,6 +28,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from data import constants
+from data import protocols
 from inconsistency_jax import audio_features
 from inconsistency_jax import input_pipeline
 from inconsistency_jax import scoring
@@ -149,7 +150,7 @@ class Scorer:
 
   def _score_one(self, batch, out, i: int, keep_embeddings: bool) -> ScoredTrack:
     keys = (*_META_KEYS, "track", "label", "num_frames", "has_audio", "motion")
-    meta = {k: _plain(batch[k][i]) for k in keys}
+    meta = {k: protocols.plain_value(batch[k][i]) for k in keys}
     count = int(batch["num_windows"][i])
     starts = batch["starts"][i][:count]
     if count < scoring.MIN_WINDOWS:
@@ -188,11 +189,3 @@ def embed_windows(model, variables, faces, audio, *, n_mels: int, train: bool = 
 
 def _embed(variables, batch, *, model, n_mels: int):
   return embed_windows(model, variables, batch["faces"], batch["audio"], n_mels=n_mels)[0]
-
-
-def _plain(value):
-  if isinstance(value, bytes):
-    return value.decode()
-  if isinstance(value, np.generic):
-    return value.item()
-  return value
