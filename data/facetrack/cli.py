@@ -30,6 +30,7 @@ from typing import Optional
 from data import constants
 from data import logs
 from data import video
+from data.facetrack import crops
 from data.facetrack import output
 from data.facetrack import pipeline
 
@@ -250,6 +251,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="only the first seconds of each video (0: all)")
   parser.add_argument("--min-detected-fraction", type=float, default=0.2,
                       help="drop tracks FaceMesh saw in fewer frames than this")
+  parser.add_argument("--people-count", choices=crops.PEOPLE_COUNTS, default="faithful",
+                      help="faithful: the authors' rule (one size-matched main face);"
+                           " robust: every confidently detected face within 8x of the largest")
   parser.add_argument("--manifest", type=pathlib.Path, default=None,
                       help=f"manifest path (default: OUT/{MANIFEST})")
   parser.add_argument("--force", action="store_true", help="re-run inputs that are done")
@@ -266,7 +270,7 @@ def main(argv=None) -> int:
   options = pipeline.TrackerOptions(
       stride=args.stride, max_faces=args.max_faces, crop_mode=args.crop_mode,
       detect_max_side=args.detect_max_side or None, max_seconds=args.max_seconds or None,
-      min_detected_fraction=args.min_detected_fraction)
+      min_detected_fraction=args.min_detected_fraction, people_count=args.people_count)
   out_dir = args.out.resolve()
   root, jobs = find_inputs(args.source, out_dir)
   manifest = Manifest(args.manifest or out_dir / MANIFEST)

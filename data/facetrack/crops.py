@@ -15,6 +15,19 @@ The authors' logic (FacePipe; constants in `Thresholds`):
   within 0.6-1.4x of the area's last accepted box.
 * Boxes are squared (side = max(w, h)), enlarged 1.8x about their centre, clipped to the frame.
 
+People counts (`people_count`):
+* "faithful" (default of data.prepare): the authors' rule above. It is tuned for datasets of
+  one or two similar-sized faces: a second person whose face is 2-3x smaller than the main
+  face and slightly less than "very confident" (e.g. 0.995) is never counted.
+* "robust" (default of the single-video commands): a face counts in a detection frame when its
+  confidence exceeds `robust_confidence` (0.95) and its area is at least `robust_min_area`
+  (1/8) of that frame's largest such face, so a 2-3x size difference does not matter while a
+  tiny background face (about 10x smaller) still does not count. The video shows N people
+  when at least `robust_share` (half) of the detection frames that show anyone show N or more
+  counted faces (so a few missed or spurious detections change nothing). Each person's area
+  is then followed by its own size: a box belongs to it when confident, near it (the same 20%
+  rule) and within 0.6-1.4x of its last accepted box, the nearest such box first.
+
 Crop modes:
 * "static" (the authors'): ONE crop per track, the union of all its accepted boxes.
 * "follow" (ours): the crop follows the face: each frame's crop is the enlarged box
@@ -52,6 +65,12 @@ class Thresholds:
   last_size: tuple = (0.6, 1.4)   # area relative to the last accepted box
   near: float = 0.2               # centre distance, fraction of frame width / height
   enlarge: float = 1.8
+  robust_confidence: float = 0.95  # robust people count: a confident face
+  robust_min_area: float = 1 / 8   # ... at least this share of the frame's largest one
+  robust_share: float = 0.5        # ... N people when this share of frames shows N or more
+
+
+PEOPLE_COUNTS = ("faithful", "robust")
 
 
 @dataclasses.dataclass
@@ -135,6 +154,45 @@ def _areas(detections: Detections, people: int, main_area: Optional[float],
   return best
 
 
+def _robust_counted(boxes, t: Thresholds) -> list:
+  """Confident faces of one frame not much smaller than its largest one (largest first)."""
+  confident = [box for box in boxes if box[4] > t.robust_confidence]
+  if not confident:
+    return []
+  largest = max(_area(box) for box in confident)
+  return [box for box in confident if _area(box) >= t.robust_min_area * largest]
+
+
+def count_people_robust(detections: Detections, t: Thresholds) -> int:
+  """Most people shown by at least `robust_share` of the frames that show anyone."""
+  counts, weights = [], []
+  for boxes, weight in zip(detections.boxes, detections.frame_weights()):
+    counted = len(_robust_counted(boxes, t))
+    if counted and weight:
+      counts.append(counted)
+      weights.append(weight)
+  if not counts:
+    return 0
+  counts, weights = np.array(counts), np.array(weights, np.float64)
+  people = 1
+  for n in range(2, counts.max() + 1):
+    if weights[counts >= n].sum() >= t.robust_share * weights.sum():
+      people = n
+  return people
+
+
+def _robust_areas(detections: Detections, people: int, t: Thresholds) -> list:
+  """The counted faces of the first frame showing exactly `people` of them (else the most)."""
+  best = []
+  for boxes in detections.boxes:
+    counted = _robust_counted(boxes, t)
+    if len(counted) == people:
+      return counted
+    if len(counted) > len(best):
+      best = counted
+  return best
+
+
 def _per_frame(detections: Detections, accepted: dict, seed, mode: str) -> np.ndarray:
   """[T, 4] crop boxes from accepted detections {frame index: enlarged region}."""
   frame_size, count = detections.frame_size, detections.num_frames
@@ -211,14 +269,49 @@ def _multi_area(detections: Detections, area_box, part: int, main_area: float,
   return CropPlan(part=part, multi=True, boxes=plan_boxes, accepted=len(accepted))
 
 
+def _robust_multi_area(detections: Detections, area_box, part: int, t: Thresholds,
+                       mode: str) -> CropPlan:
+  """One person's crops, followed by its own size (robust people count)."""
+  centre = _centre(area_box)
+  last_area = _area(area_box)
+  accepted = {}
+  for index, boxes in zip(detections.frame_indices, detections.boxes):
+    matching = [box for box in boxes
+                if box[4] > t.robust_confidence and _near(box, centre, detections.frame_size, t)
+                and _within(_area(box), last_area, t.last_size)]
+    if not matching:
+      continue
+    chosen = min(matching, key=lambda box: np.hypot(_centre(box)[0] - centre[0],
+                                                    _centre(box)[1] - centre[1]))
+    accepted[int(index)] = enlarge(chosen, t.enlarge)
+    last_area = _area(chosen)
+    if mode == "follow":
+      centre = _centre(chosen)
+  plan_boxes = _per_frame(detections, accepted, enlarge(area_box, t.enlarge), mode)
+  return CropPlan(part=part, multi=True, boxes=plan_boxes, accepted=len(accepted))
+
+
 def plan_crops(detections: Detections, *, max_faces: int = 2, mode: str = "static",
-               thresholds: Thresholds = Thresholds()) -> list:
-  """Crop plans, one per face to track (empty when MTCNN found no face at all)."""
+               thresholds: Thresholds = Thresholds(), people_count: str = "faithful") -> list:
+  """Crop plans, one per face to track (empty when MTCNN found no face at all).
+
+  `people_count`: "faithful" (the authors' rule) or "robust" (see the module docstring).
+  """
   if mode not in ("static", "follow"):
     raise ValueError(f"crop mode must be 'static' or 'follow', got {mode!r}")
+  if people_count not in PEOPLE_COUNTS:
+    raise ValueError(f"people count must be one of {PEOPLE_COUNTS}, got {people_count!r}")
   if not detections.any_face:
     return []
   t = thresholds
+  if people_count == "robust":
+    people = count_people_robust(detections, t)
+    areas = _robust_areas(detections, people, t)[:max_faces] if people > 1 else []
+    if len(areas) <= 1:
+      plan = _single(detections, t, mode)
+      return [plan] if plan is not None else []
+    return [_robust_multi_area(detections, box, part, t, mode)
+            for part, box in enumerate(areas)]
   main_area = main_face_area(detections, t)
   people = count_people(detections, main_area, t)
   if people <= 1 or max_faces <= 1:

@@ -59,6 +59,9 @@ class TrackerOptions:
     moving face where it will be two frames later).
   max_seconds: only the first seconds of a video (None: all of it).
   with_112: also produce 112x112 ArcFace-aligned faces.
+  people_count: "faithful" (the authors' rule; data.prepare's default) or "robust" (counts
+    confidently detected faces of any size within 8x of the largest; the single-video
+    commands' default), see data.facetrack.crops.
   """
   stride: int = 3
   max_faces: int = 2
@@ -73,6 +76,7 @@ class TrackerOptions:
   centred_smoothing: bool = False
   max_seconds: Optional[float] = constants.MAX_SECONDS
   with_112: bool = True
+  people_count: str = "faithful"
 
   def __post_init__(self):
     if self.stride < 1:
@@ -81,6 +85,9 @@ class TrackerOptions:
       raise ValueError(f"max_faces must be >= 1, got {self.max_faces}")
     if self.crop_mode not in ("static", "follow"):
       raise ValueError(f"crop_mode must be 'static' or 'follow', got {self.crop_mode!r}")
+    if self.people_count not in crops_lib.PEOPLE_COUNTS:
+      raise ValueError(f"people_count must be one of {crops_lib.PEOPLE_COUNTS},"
+                       f" got {self.people_count!r}")
 
 
 @dataclasses.dataclass
@@ -142,7 +149,7 @@ class FaceTracker:
         path, self.detector, stride=o.stride, detect_max_side=o.detect_max_side,
         batch_size=o.detect_batch, max_seconds=o.max_seconds, info=info)
     plans = crops_lib.plan_crops(detections, max_faces=o.max_faces, mode=o.crop_mode,
-                                 thresholds=o.thresholds)
+                                 thresholds=o.thresholds, people_count=o.people_count)
     timings["detect_s"] = time.perf_counter() - start
     if not plans:
       raise NoFaceError(path, f"MTCNN found no face in any of {detections.num_frames} frames")
@@ -277,12 +284,15 @@ _DEFAULT_TRACKERS = {}
 
 
 def track_video(path, options: Optional[TrackerOptions] = None,
-                video_id: Optional[str] = None) -> list:
+                video_id: Optional[str] = None, *, people_count: Optional[str] = None) -> list:
   """Tracks faces in one video and returns its tracks in memory (see FaceTracker.track).
 
+  `people_count` ("faithful" / "robust"), when given, overrides the options' own.
   Reuses one FaceTracker (and MTCNN) per options in this process.
   """
   options = options or TrackerOptions()
+  if people_count is not None:
+    options = dataclasses.replace(options, people_count=people_count)
   tracker = _DEFAULT_TRACKERS.get(options)
   if tracker is None:
     tracker = _DEFAULT_TRACKERS[options] = FaceTracker(options)
