@@ -1,4 +1,4 @@
-"""Test-wide set-up: fake CPU devices for pmap tests, quiet TF, the optional ../shared fixture."""
+"""Test-wide set-up: fake CPU devices for pmap tests, quiet TF, the reference-facts fixture."""
 import os
 import pathlib
 import tempfile
@@ -20,16 +20,14 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 import pytest  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-# The steering repository's reference facts sit beside the clone in CI (../shared). Tests that
-# need them say so by using this fixture and are skipped, with the reason, when it is absent.
-SHARED_REFERENCE = REPO_ROOT.parent / "shared" / "reference"
+# Facts dumped from the original projects (parameter trees, key lists, alignment templates),
+# copied into the repository with their provenance: tests/reference/README.md.
+REFERENCE_FACTS = REPO_ROOT / "tests" / "reference"
 
 
 @pytest.fixture(scope="session")
-def shared_reference() -> pathlib.Path:
-  if not SHARED_REFERENCE.is_dir():
-    pytest.skip(f"needs ../shared/reference beside the clone ({SHARED_REFERENCE} not found)")
-  return SHARED_REFERENCE
+def reference_facts() -> pathlib.Path:
+  return REFERENCE_FACTS
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,4 +1,4 @@
-"""Test oracle: MMV + FakeOut in Haiku, written from the facts in ../shared/reference/mmv.
+"""Test oracle: MMV + FakeOut in Haiku, written from the facts in tests/reference/mmv.
 
 Its parameter and state trees equal those of the original code (module paths, names, shapes,
 dtypes; checked against the reference JSON by the tests), so its pickled variables have the

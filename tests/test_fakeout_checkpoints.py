@@ -44,11 +44,11 @@ def expected_shapes():
   return get
 
 
-def _checkpoint_from_json(shared_reference, width_mult):
+def _checkpoint_from_json(reference_facts, width_mult):
   """A checkpoint with the reference's exact names and shapes (zero-stride arrays, no memory)."""
   checkpoint = {}
   for tree in ("params", "state"):
-    spec = json.loads((shared_reference / "mmv" /
+    spec = json.loads((reference_facts / "mmv" /
                        f"mmv_tsm_resnet_x{width_mult}_{tree}.json").read_text())
     checkpoint[tree] = {module: {name: np.broadcast_to(np.zeros((), dtype), shape)
                                  for name, (shape, dtype) in entries.items()}
@@ -65,8 +65,8 @@ def _count(checkpoint):
 
 @pytest.mark.parametrize("width_mult", [1, 2])
 def test_converter_maps_every_entry_of_the_reference_trees(
-    shared_reference, expected_shapes, width_mult):
-  checkpoint = _checkpoint_from_json(shared_reference, width_mult)
+    reference_facts, expected_shapes, width_mult):
+  checkpoint = _checkpoint_from_json(reference_facts, width_mult)
   backbone = f"tsm_resnet_x{width_mult}"
   total = _count(checkpoint)
   assert total == 330 + 606
@@ -104,9 +104,9 @@ def test_name_rules_examples():
   assert checkpoints.haiku_key("params", ("nowhere", "kernel")) is None
 
 
-def test_x1_checkpoint_into_x2_model_names_every_mismatch(shared_reference, expected_shapes):
-  x1 = _checkpoint_from_json(shared_reference, 1)
-  x2 = _checkpoint_from_json(shared_reference, 2)
+def test_x1_checkpoint_into_x2_model_names_every_mismatch(reference_facts, expected_shapes):
+  x1 = _checkpoint_from_json(reference_facts, 1)
+  x2 = _checkpoint_from_json(reference_facts, 2)
 
   def squeezed(shape):
     return tuple(shape[-1:]) if len(shape) > 1 and all(d == 1 for d in shape[:-1]) else shape
@@ -129,8 +129,8 @@ def test_x1_checkpoint_into_x2_model_names_every_mismatch(shared_reference, expe
 
 
 def test_missing_unexpected_and_mis_shaped_are_reported_together(
-    shared_reference, expected_shapes):
-  checkpoint = _checkpoint_from_json(shared_reference, 1)
+    reference_facts, expected_shapes):
+  checkpoint = _checkpoint_from_json(reference_facts, 1)
   video = "text_audio_video/visual_module/~/TSMResNetV2"
   del checkpoint["params"][f"{video}/tsm_resnet_unit_1/block_2/conv_1"]
   del checkpoint["state"][f"{video}/__cross_replica_batch_norm/~/mean_ema"]["hidden"]
@@ -147,8 +147,8 @@ def test_missing_unexpected_and_mis_shaped_are_reported_together(
   assert "1 entries with the wrong shape" in message and "[7, 7, 3, 32]" in message
 
 
-def test_mmv_checkpoint_without_classifier_gets_a_fresh_head(shared_reference, expected_shapes):
-  checkpoint = _checkpoint_from_json(shared_reference, 2)
+def test_mmv_checkpoint_without_classifier_gets_a_fresh_head(reference_facts, expected_shapes):
+  checkpoint = _checkpoint_from_json(reference_facts, 2)
   for name in checkpoints.CLASSIFIER_LAYERS:
     del checkpoint["params"][name]
   expected = expected_shapes("tsm_resnet_x2")
@@ -162,8 +162,8 @@ def test_mmv_checkpoint_without_classifier_gets_a_fresh_head(shared_reference, e
                                 head["dense_1"]["kernel"])
 
 
-def test_modality_is_detected_from_the_classifier(shared_reference):
-  x2 = _checkpoint_from_json(shared_reference, 2)
+def test_modality_is_detected_from_the_classifier(reference_facts):
+  x2 = _checkpoint_from_json(reference_facts, 2)
   assert convert._detect_modality(x2, 2) == "video_audio"
   x2["params"]["first_mlp_layer"]["w"] = np.zeros((4096, 512), np.float32)
   assert convert._detect_modality(x2, 2) == "video"

@@ -30,10 +30,10 @@ def _init_shapes(model, video=VIDEO, audio=AUDIO, train=False):
 
 
 @pytest.mark.parametrize("width_mult", [1, 2])
-def test_haiku_reference_trees_equal_the_original(shared_reference, width_mult):
+def test_haiku_reference_trees_equal_the_original(reference_facts, width_mult):
   """The test oracle has exactly the original's params and state (names, shapes, dtypes)."""
   params, state = reference.variable_shapes(width_mult)
-  folder = shared_reference / "mmv"
+  folder = reference_facts / "mmv"
   for tree, suffix in ((params, "params"), (state, "state")):
     ours = {module: {name: [list(leaf.shape), str(leaf.dtype)] for name, leaf in entries.items()}
             for module, entries in tree.items()}

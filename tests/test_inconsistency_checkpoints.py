@@ -21,8 +21,8 @@ FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "inconsistency"
 _DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64}
 
 
-def _key_list(shared_reference, name):
-  return json.loads((shared_reference / "inconsistency" / name).read_text())
+def _key_list(reference_facts, name):
+  return json.loads((reference_facts / "inconsistency" / name).read_text())
 
 
 def _zeros(key_list, prefix=""):
@@ -36,8 +36,8 @@ def _zeros(key_list, prefix=""):
     ("adaface_ir101_state_dict.json", "ir_101", "net."),   # CVLface pretrained_model/model.pt
     ("adaface_ir101_state_dict.json", "ir_101", "model.net."),  # CVLface model.safetensors
 ])
-def test_adaface_key_lists_are_fully_covered(shared_reference, name, arch, prefix):
-  keys = _key_list(shared_reference, name)
+def test_adaface_key_lists_are_fully_covered(reference_facts, name, arch, prefix):
+  keys = _key_list(reference_facts, name)
   state_dict = _zeros(keys, prefix)
   raw = {"state_dict": dict(state_dict, **{"head.kernel": np.zeros((512, 7), np.float32)})}
   if "net." in prefix:
@@ -54,9 +54,9 @@ def test_adaface_key_lists_are_fully_covered(shared_reference, name, arch, prefi
   assert flat[("params", "stem_conv", "kernel")].shape == (3, 3, 3, 64)
 
 
-def test_whisper_tiny_key_lists_openai_and_hf_are_fully_covered(shared_reference):
-  openai = _key_list(shared_reference, "whisper_tiny_encoder_state_dict.json")
-  hf = _key_list(shared_reference, "whisper_tiny_encoder_state_dict_hf.json")
+def test_whisper_tiny_key_lists_openai_and_hf_are_fully_covered(reference_facts):
+  openai = _key_list(reference_facts, "whisper_tiny_encoder_state_dict.json")
+  hf = _key_list(reference_facts, "whisper_tiny_encoder_state_dict_hf.json")
   for raw, fmt in [({"dims": {"n_mels": 80, "n_audio_head": 6},
                      "model_state_dict": _zeros(openai)}, "openai"),
                    (_zeros(hf), "huggingface"), (_zeros(hf, "model."), "huggingface")]:
@@ -69,18 +69,18 @@ def test_whisper_tiny_key_lists_openai_and_hf_are_fully_covered(shared_reference
     assert flat[("params", "blocks_3", "mlp_fc1", "kernel")].shape == (384, 1536)
 
 
-def test_hf_names_rewrite_to_openai_names(shared_reference):
-  openai = _key_list(shared_reference, "whisper_tiny_encoder_state_dict.json")
-  hf = _key_list(shared_reference, "whisper_tiny_encoder_state_dict_hf.json")
+def test_hf_names_rewrite_to_openai_names(reference_facts):
+  openai = _key_list(reference_facts, "whisper_tiny_encoder_state_dict.json")
+  hf = _key_list(reference_facts, "whisper_tiny_encoder_state_dict_hf.json")
   rewritten = {checkpoints.hf_to_openai_key(key): value for key, value in hf.items()}
   assert rewritten == openai
-  mapping = _key_list(shared_reference, "whisper_openai_to_hf_encoder_key_map.json")
+  mapping = _key_list(reference_facts, "whisper_openai_to_hf_encoder_key_map.json")
   mapping.pop("note")
   assert {new: old for old, new in mapping.items()} == dict(checkpoints._HF_TO_OPENAI)
 
 
-def test_another_depth_names_the_first_mismatched_keys(shared_reference):
-  keys = _key_list(shared_reference, "adaface_ir101_state_dict.json")
+def test_another_depth_names_the_first_mismatched_keys(reference_facts):
+  keys = _key_list(reference_facts, "adaface_ir101_state_dict.json")
   with pytest.raises(checkpoints.CheckpointMismatchError) as error:
     checkpoints.convert_adaface("ir101.ckpt", "ir_50", raw={"state_dict": _zeros(keys, "model.")})
   message = str(error.value)

@@ -217,9 +217,9 @@ def test_batch_norm_statistics_are_shared_across_pmap_devices():
 
 
 @pytest.mark.slow
-def test_full_size_networks_run_on_converted_key_lists(shared_reference):
+def test_full_size_networks_run_on_converted_key_lists(reference_facts):
   """Released layouts (zero weights from the key lists) drive full-size forwards."""
-  folder = shared_reference / "inconsistency"
+  folder = reference_facts / "inconsistency"
   keys = json.loads((folder / "adaface_ir50_state_dict.json").read_text())
   raw = {"state_dict": {f"model.{k}": np.full(s, 0.5 if "var" in k else 0.01, np.float32)
                         for k, (s, _) in keys.items()}}

@@ -12,7 +12,8 @@ Facts (Tian et al.; AdaFace; Whisper): mu and gamma are AdaFace IResNets followe
 transformer over a time window, alpha is a Whisper encoder, every output is a unit d-dim
 vector, all layers are fine-tuned. IResNet and Whisper layouts are fixed by their checkpoints.
 
-Choices, where the paper is silent (see ../shared/reference/inconsistency/NOTES.md):
+Choices, where the paper is silent (the authors' code and appendix are not public, so window
+length, T, N, tau, tau', n, the transformer and the Whisper size are ours):
 
 * ``identity.arch = 'ir_101'``: AdaFace's MS1MV3 and WebFace4M releases, which the paper names
   as pre-training sets, are IR-101 models (IR-50 exists only for MS1MV2, CASIA and WebFace4M).
