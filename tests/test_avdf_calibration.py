@@ -1,0 +1,170 @@
+"""avdf calibration, fusion and evaluation on scores with a known answer (no models, fast)."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from avdf import calibration, evaluation, fusion
+
+
+def _logistic_rows(n=4000, seed=0):
+  """Faces whose fake probability is sigmoid(2 f - i + 0.5): f, i, a = the three features."""
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(n, 3))
+  truth = 1 / (1 + np.exp(-(2 * x[:, 0] - x[:, 1] + 0.5)))
+  labels = (rng.uniform(size=n) < truth).astype(int)
+  rows = [{"label": int(y), "features": dict(zip(calibration.FEATURES, map(float, v)))}
+          for y, v in zip(labels, x)]
+  return rows, x, truth
+
+
+def test_ece_by_hand():
+  # one bin: mean probability 0.9, half of the faces fake -> |0.5 - 0.9|
+  assert calibration.reliability([0, 0, 1, 1], [0.9] * 4)["ece"] == pytest.approx(0.4)
+  # two bins of two: (0.1, 0.2) with no fake, (0.8, 1.0) with both fake
+  r = calibration.reliability([0, 0, 1, 1], [0.1, 0.2, 0.8, 1.0], bins=2)
+  assert r["ece"] == pytest.approx(0.5 * 0.15 + 0.5 * 0.1)
+  assert [b["count"] for b in r["bins"]] == [2, 2]
+
+
+def test_logistic_recovers_a_known_calibration():
+  rows, x, truth = _logistic_rows()
+  fitted = calibration.fit(rows, method="logistic")
+  full = fitted.fits["fakeout+identity+audio_video"]
+  assert np.mean(np.abs(full.probability(x) - truth)) < 0.02
+  # the weights, back in feature units, are the generating ones (the third is noise)
+  weights = np.array(full.coef) / np.array(full.scale)
+  assert weights == pytest.approx([2.0, -1.0, 0.0], abs=0.15)
+  assert full.reliability["ece"] < 0.03 and full.count == len(rows)
+
+
+def test_isotonic_is_monotone_in_the_logistic_log_odds_and_round_trips(tmp_path):
+  rows, x, truth = _logistic_rows(seed=1)
+  fitted = calibration.fit(rows, method="isotonic", threshold=0.7)
+  full = fitted.fits["fakeout+identity+audio_video"]
+  order = np.argsort(full.log_odds(x))
+  assert np.all(np.diff(full.probability(x)[order]) >= -1e-12)
+  assert np.mean(np.abs(full.probability(x) - truth)) < 0.04
+  loaded = calibration.Calibration.load(fitted.save(tmp_path / "c.json"))
+  assert loaded.threshold == 0.7 and loaded.method == "isotonic"
+  face = {"fakeout": 0.3, "identity": -0.2, "audio_video": 1.0}
+  assert loaded.probability(face) == fitted.probability(face)
+  saved = json.loads((tmp_path / "c.json").read_text())
+  assert len(saved["rows"]) == len(rows) and "reliability" in saved["fits"]["fakeout"]
+
+
+def test_each_face_uses_the_fit_of_exactly_its_features():
+  rows, _, _ = _logistic_rows(n=600)
+  # the silent faces: no audio_video score; only two of them are real -> that subset is skipped
+  for r in rows[:40]:
+    del r["features"]["audio_video"]
+  rows = [r for r in rows if "audio_video" in r["features"] or r["label"] == 1][:] + \
+      [r for r in rows[:40] if r["label"] == 0][:2]
+  fitted = calibration.fit(rows)
+  p, used = fitted.probability({"fakeout": 1.0, "identity": 0.0})
+  assert used == "fakeout+identity" and 0 < p < 1
+  # the fakeout+identity fit is on every face (silent or not); the full fit on the others
+  assert fitted.fits["fakeout+identity"].count == len(rows)
+  assert fitted.fits["fakeout+identity+audio_video"].count == len(rows) - sum(
+      "audio_video" not in r["features"] for r in rows)
+  p, used = fitted.probability({"fakeout": 1.0, "identity": 0.0, "audio_video": 0.2})
+  assert used == "fakeout+identity+audio_video"
+  assert fitted.probability({})[0] is None
+
+
+def test_a_subset_without_both_classes_is_not_fitted_and_says_why():
+  rows = [{"label": i % 2, "features": {"fakeout": float(i), "identity": float(-i)}}
+          for i in range(20)]
+  rows += [{"label": 1, "features": {"identity": 0.0}}] * 5
+  fitted = calibration.fit(rows)
+  assert "identity" in fitted.fits and "fakeout+identity" in fitted.fits
+  p, reason = fitted.probability({"audio_video": 1.0})
+  assert p is None and "0 real and 0 fake" in reason
+  with pytest.raises(calibration.CalibrationError, match="no feature subset"):
+    calibration.fit([{"label": 1, "features": {"fakeout": 0.1}}])
+
+
+def test_bad_calibration_files_give_one_line_errors(tmp_path):
+  with pytest.raises(calibration.CalibrationError, match="does not exist"):
+    calibration.Calibration.load(tmp_path / "missing.json")
+  (tmp_path / "x.json").write_text("{}")
+  with pytest.raises(calibration.CalibrationError, match="not a calibration file"):
+    calibration.Calibration.load(tmp_path / "x.json")
+
+
+def test_features_are_oriented_higher_is_fake():
+  f = calibration.face_features(0.9, intra=0.2, cross=-0.5)
+  assert f["fakeout"] == pytest.approx(math.log(9)) and f["identity"] == -0.2
+  assert f["audio_video"] == 0.5
+  assert calibration.face_features(None, 0.1, None) == {"identity": -0.1}
+
+
+def test_a_video_is_as_fake_as_its_most_suspicious_face():
+  rows, _, _ = _logistic_rows(n=500)
+  fitted = calibration.fit(rows)
+  faces = []
+  for k, (fo, intra) in enumerate([(0.2, 0.9), (0.95, 0.1)]):
+    face = {"face": k, "fakeout": fo, "intra": intra, "cross": None}
+    face.update(fusion.face_probability(face, fitted))
+    face["inconsistency"] = fusion.inconsistency_score(intra, None)
+    faces.append(face)
+  video = fusion.video_verdict(faces, fitted)
+  assert video["deciding_face"] == 1 and video["probability"] == faces[1]["probability"]
+  assert video["verdict"] == ("fake" if faces[1]["probability"] >= 0.5 else "real")
+  raw = fusion.video_verdict(faces, None)
+  assert raw["probability"] is None and raw["verdict"] == "no verdict"
+  assert "no probability" in raw["note"] and raw["fakeout_max"] == 0.95
+
+
+def _complementary_rows(seed, n_real=60, n_per_kind=30):
+  """Two kinds of fake: 'swap' seen by FakeOut only, 'lipsync' by the audio-video score only."""
+  rng = np.random.default_rng(seed)
+  rows = []
+
+  def face(i, label, kind, fakeout_shift, cross_shift):
+    p = 1 / (1 + np.exp(-(rng.normal() + fakeout_shift)))
+    rows.append({"dataset": "s", "video_id": f"{kind}{i}", "track": 0, "label": label,
+                 "category": "fake" if label else "real", "kind": kind,
+                 "fakeout": float(p), "intra": float(rng.normal(0.8, 0.05)),
+                 "cross": float(rng.normal(0.5, 0.1) - cross_shift)})
+
+  for i in range(n_real):
+    face(i, 0, "real", -1.0, 0.0)
+  for i in range(n_per_kind):
+    face(i, 1, "swap", 2.0, 0.0)
+    face(i, 1, "lipsync", -1.0, 0.3)
+  return rows
+
+
+def _features(rows):
+  return [{**r, "features": calibration.face_features(r["fakeout"], r["intra"], r["cross"])}
+          for r in rows]
+
+
+def test_fusion_beats_each_detector_when_they_see_different_fakes():
+  cal = calibration.fit(_features(_complementary_rows(seed=0)))
+  test = _complementary_rows(seed=1)
+  groups = {r["video_id"]: r["kind"] for r in test}
+  result = evaluation.evaluate(test, cal, groups)
+  overall = result["overall"]
+  assert overall["fused"]["auc"] > max(overall["fakeout"]["auc"],
+                                       overall["inconsistency"]["auc"]) + 0.05
+  kinds = result["per_kind"]
+  assert kinds["swap"]["fakeout"]["auc"] > 0.9 > kinds["swap"]["inconsistency"]["auc"]
+  assert kinds["lipsync"]["inconsistency"]["auc"] > 0.9 > kinds["lipsync"]["fakeout"]["auc"]
+  for kind in ("swap", "lipsync"):
+    assert kinds[kind]["fused"]["auc"] > 0.9
+  assert result["calibration"]["fused"]["ece"] < 0.15
+  assert result["compared"] == result["videos"] == len(test)
+  table = evaluation.markdown(result)
+  assert "| kind lipsync |" in table and "mean over kinds" in table and "ECE" in table
+
+
+def test_videos_missing_a_score_are_left_out_of_every_comparison_and_counted():
+  cal = calibration.fit(_features(_complementary_rows(seed=0)))
+  test = _complementary_rows(seed=2)
+  test[0]["intra"] = test[0]["cross"] = None  # too short for the inconsistency windows
+  result = evaluation.evaluate(test, cal)
+  assert result["compared"] == len(test) - 1
+  assert result["left_out"] == {"no inconsistency": 1}
