@@ -1,19 +1,22 @@
 """TFRecord schema of aligned face tracks: one `tf.train.SequenceExample` per face track.
 
-Schema version 1
-----------------
+Schema version 2 (version 1 is still read)
+------------------------------------------
 Context (one value per track):
 
 ==========================  =======  ======================================================
 key                         type     meaning
 ==========================  =======  ======================================================
-schema_version              int64    :data:`SCHEMA_VERSION`; readers refuse any other value
+schema_version              int64    :data:`SCHEMA_VERSION`; readers refuse versions not in
+                                     :data:`READABLE_VERSIONS`
 video/id                    bytes    dataset-unique video id (e.g. ``000_003`` for FF++)
 video/path                  bytes    source file relative to the dataset root
 video/fps                   float    frame rate of the frames below (29 after standardising)
 video/width, video/height   int64    source frame size (pixels)
 track/index                 int64    0-based track index within the video
 track/num_tracks            int64    tracks kept for this video
+track/name                  bytes    the face tracker's output name: the video id, or
+                                     ``<id>@part<k>`` in multi-face mode (v2; v1: absent)
 dataset, split              bytes    e.g. ``faceforensics``, ``train``
 label                       int64    0 real, 1 fake (data.constants)
 category, method            bytes    e.g. ``FVRA-WL`` / ``wav2lip``; ``Deepfakes``
@@ -23,6 +26,12 @@ audio/has_audio             int64    1 when the track carries real audio
 audio/sample_rate           int64    44100
 audio/start_time            float    time (s) of the first audio sample in the source video
 audio/pcm_s16le             bytes    mono 16-bit little-endian PCM ('' when has_audio == 0)
+audio/codec                 bytes    codec of the source's audio stream, e.g. ``aac`` (v2)
+audio/frame_size            int64    samples per codec frame of that stream (AAC: 1024;
+                                     0 when unknown or not frame based) (v2)
+audio/tail_pcm_s16le        bytes    the source's decoded samples after the track's end, up
+                                     to the end of the codec frame holding the track's last
+                                     sample (v2): what an ffmpeg wav of the track also holds
 ==========================  =======  ======================================================
 
 Feature lists (one entry per frame, all of equal length):
@@ -42,12 +51,21 @@ Why raw PCM rather than a spectrogram: the two detectors need different front en
 44.1 kHz 80-bin log-mel referenced to a per-video maximum; Whisper's 16 kHz log-mel), and both
 normalise over the tensor they are given, so a stored spectrogram would fix one detector's
 windowing. 16-bit mono PCM costs 88 kB/s, a quarter of the JPEG frames.
+
+Why version 2 records the codec, its frame size and the tail: the released FakeOut evaluation
+places its audio windows over the wav that ``ffmpeg -i track.mp4 -ac 2 -f wav`` writes, and for
+AAC that wav holds whole 1024-sample frames (a 6.0 s track: 265216 samples, not 264600);
+``fakeout_jax.input_pipeline`` rebuilds that wav length (``eval_audio_alignment='released'``).
+The track name tells which tracks the released builder scored with silence (``@partN``).
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
+import os
 import pathlib
+import secrets
 from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
 import cv2
@@ -57,10 +75,15 @@ from data import constants
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Versions parse_track reads: v1 records lack the v2 keys, which read as their defaults
+# ('' / 0: no codec frames, no tail, no track name).
+READABLE_VERSIONS = (1, 2)
 NUM_LANDMARKS = 478
 LANDMARK_DIMS = 3
 JPEG_QUALITY = 95
+# Suffix of shards being written (ShardWriter); never read as shards, removed when stale.
+PARTIAL_SUFFIX = ".partial"
 
 
 class RecordError(ValueError):
@@ -86,6 +109,7 @@ class TrackMetadata:
   target_id: str = ""
   track_index: int = 0
   num_tracks: int = 1
+  track_name: str = ""
   width: int = 0
   height: int = 0
 
@@ -108,6 +132,9 @@ class TrackArrays:
   transforms_112: Optional[np.ndarray] = None  # float [T, 2, 3] source -> 112
   audio: Optional[np.ndarray] = None       # float32 mono in [-1, 1] at 44.1 kHz
   audio_start_time: float = 0.0
+  audio_codec: str = ""                    # the source's audio codec (e.g. "aac")
+  audio_frame_size: int = 0                # its samples per frame (AAC 1024; 0 unknown)
+  audio_tail: Optional[np.ndarray] = None  # float32 source samples after the track's end
 
   def validate(self) -> None:
     n = len(self.frames_224)
@@ -176,6 +203,7 @@ def serialize_track(arrays: TrackArrays, meta: TrackMetadata,
       "video/height": _ints([meta.height]),
       "track/index": _ints([meta.track_index]),
       "track/num_tracks": _ints([meta.num_tracks]),
+      "track/name": _bytes([meta.track_name.encode()]),
       "dataset": _bytes([meta.dataset.encode()]),
       "split": _bytes([meta.split.encode()]),
       "label": _ints([meta.label]),
@@ -188,6 +216,11 @@ def serialize_track(arrays: TrackArrays, meta: TrackMetadata,
       "audio/sample_rate": _ints([constants.SAMPLE_RATE]),
       "audio/start_time": _floats([arrays.audio_start_time]),
       "audio/pcm_s16le": _bytes([audio_to_pcm16(arrays.audio) if has_audio else b""]),
+      "audio/codec": _bytes([arrays.audio_codec.encode() if has_audio else b""]),
+      "audio/frame_size": _ints([arrays.audio_frame_size if has_audio else 0]),
+      "audio/tail_pcm_s16le": _bytes([audio_to_pcm16(arrays.audio_tail)
+                                      if has_audio and arrays.audio_tail is not None
+                                      else b""]),
   }
 
   def feature_list(features):
@@ -225,10 +258,11 @@ def _context_spec():
   string, i64, f32 = tf.string, tf.int64, tf.float32
   spec = {k: tf.io.FixedLenFeature([], string, default_value="") for k in (
       "video/id", "video/path", "dataset", "split", "category", "method", "identity",
-      "source_id", "target_id", "audio/pcm_s16le")}
+      "source_id", "target_id", "audio/pcm_s16le", "track/name", "audio/codec",
+      "audio/tail_pcm_s16le")}
   spec.update({k: tf.io.FixedLenFeature([], i64, default_value=0) for k in (
       "video/width", "video/height", "track/index", "track/num_tracks", "label",
-      "audio/has_audio", "audio/sample_rate")})
+      "audio/has_audio", "audio/sample_rate", "audio/frame_size")})
   spec["schema_version"] = tf.io.FixedLenFeature([], i64, default_value=-1)
   spec["video/fps"] = tf.io.FixedLenFeature([], f32, default_value=0.0)
   spec["audio/start_time"] = tf.io.FixedLenFeature([], f32, default_value=0.0)
@@ -254,7 +288,8 @@ def parse_track(serialized, check_version: bool = True):
 
   The caller decodes only the frames it samples (`decode_frames`), which is what keeps the input
   pipeline fast. Raises (at run time) an InvalidArgumentError naming both versions when the
-  record's schema version differs from :data:`SCHEMA_VERSION`.
+  record's schema version is not in :data:`READABLE_VERSIONS`. ``audio/tail`` is the v2 tail
+  (empty for v1 records).
   """
   import tensorflow as tf
   context, sequence = tf.io.parse_single_sequence_example(
@@ -262,15 +297,17 @@ def parse_track(serialized, check_version: bool = True):
   if check_version:
     version = context["schema_version"]
     message = tf.strings.format(
-        "record schema version {} (video {}) but this reader reads version " +
-        str(SCHEMA_VERSION) + "; re-run `python -m data.prepare` with this version of the code",
+        "record schema version {} (video {}) but this reader reads versions " +
+        " and ".join(map(str, READABLE_VERSIONS)) +
+        "; re-run `python -m data.prepare` with this version of the code",
         (version, context["video/id"]))
-    with tf.control_dependencies([tf.debugging.Assert(tf.equal(version, SCHEMA_VERSION),
-                                                      [message])]):
+    readable = tf.reduce_any(tf.equal(version, list(READABLE_VERSIONS)))
+    with tf.control_dependencies([tf.debugging.Assert(readable, [message])]):
       context = {k: tf.identity(v) for k, v in context.items()}
-  audio = tf.cast(tf.io.decode_raw(context.pop("audio/pcm_s16le"), tf.int16,
-                                   little_endian=True), tf.float32) / 32767.0
-  return {**context, **sequence, "audio": audio}
+  pcm = lambda key: tf.cast(tf.io.decode_raw(context.pop(key), tf.int16, little_endian=True),
+                            tf.float32) / 32767.0
+  audio, tail = pcm("audio/pcm_s16le"), pcm("audio/tail_pcm_s16le")
+  return {**context, **sequence, "audio": audio, "audio/tail": tail}
 
 
 def decode_frames(encoded, indices=None, channels: int = 3):
@@ -297,19 +334,25 @@ def shard_name(prefix: str, index: int, count: int) -> str:
 
 
 class ShardWriter:
-  """Writes one shard atomically: records go to `<name>.partial`, renamed on success.
+  """Writes one shard atomically and verified.
 
-  A crashed run therefore never leaves a shard that looks complete; `data.prepare` keeps the
-  finished shards and redoes the partial ones.
+  Records go to ``<name>.<pid>-<random>.partial`` (a name no other run can share); on success
+  the file is read back (every record's checksum, the count) and only then renamed into place.
+  A crashed run therefore never leaves a shard that looks complete; ``data.prepare`` keeps the
+  finished shards, redoes the others and removes stale ``*.partial`` files. After the ``with``
+  block, ``count``, ``size`` and ``sha256`` describe the written shard (for the journal).
   """
 
   def __init__(self, path: str | pathlib.Path):
     import tensorflow as tf
     self.path = pathlib.Path(path)
     self.path.parent.mkdir(parents=True, exist_ok=True)
-    self._partial = self.path.with_name(self.path.name + ".partial")
+    self._partial = self.path.with_name(
+        f"{self.path.name}.{os.getpid()}-{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
     self._writer = tf.io.TFRecordWriter(str(self._partial))
     self.count = 0
+    self.size = 0
+    self.sha256 = ""
 
   def write(self, record: bytes) -> None:
     self._writer.write(record)
@@ -320,10 +363,40 @@ class ShardWriter:
 
   def __exit__(self, exc_type, exc, tb) -> None:
     self._writer.close()
-    if exc_type is None:
-      self._partial.replace(self.path)
-    else:
+    if exc_type is not None:
       self._partial.unlink(missing_ok=True)
+      return
+    try:
+      readable = count_records(self._partial)
+      if readable != self.count:
+        raise RecordError(f"{self._partial}: {self.count} records written but {readable} read"
+                          " back; the shard is not kept")
+      self.size, self.sha256 = self._partial.stat().st_size, file_sha256(self._partial)
+      os.replace(self._partial, self.path)
+    except BaseException:
+      self._partial.unlink(missing_ok=True)
+      raise
+
+
+def count_records(path: str | pathlib.Path) -> int:
+  """Records in a shard, each checksum verified; RecordError names the first unreadable one."""
+  import tensorflow as tf
+  count = 0
+  try:
+    for _ in tf.data.TFRecordDataset(str(path)):
+      count += 1
+  except tf.errors.OpError as e:
+    raise RecordError(f"{path}: record {count} is unreadable (corrupt or truncated: "
+                      f"{e.message.splitlines()[0]})") from None
+  return count
+
+
+def file_sha256(path: str | pathlib.Path) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
 
 
 def list_shards(patterns: str | Sequence[str]) -> list[str]:
@@ -356,9 +429,9 @@ def validate_shards(files: Sequence[str]) -> list[str]:
       for index, record in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator()):
         version = tf.train.SequenceExample.FromString(record).context.feature[
             "schema_version"].int64_list.value
-        if list(version) != [SCHEMA_VERSION]:
+        if len(version) != 1 or version[0] not in READABLE_VERSIONS:
           problems.append(f"{path}: record {index} has schema version "
-                          f"{list(version) or 'none'}, expected {SCHEMA_VERSION}")
+                          f"{list(version) or 'none'}, expected one of {READABLE_VERSIONS}")
     except (tf.errors.DataLossError, tf.errors.OpError) as e:
       problems.append(f"{path}: corrupt or truncated after record {index} "
                       f"(record {index + 1} unreadable: {e.message.splitlines()[0]})")

@@ -30,6 +30,7 @@ import shutil
 import sys
 from typing import Optional
 
+from data import cli_errors
 from data import logs
 from data import video
 from data import video_writer
@@ -122,6 +123,7 @@ def reencode_tree(root: pathlib.Path, out: pathlib.Path, quality: str, workers: 
   return failed
 
 
+@cli_errors.command
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(prog="python -m data.reencode",
                                    description=__doc__.split("\n\n")[0])
@@ -132,11 +134,12 @@ def main(argv=None) -> int:
   parser.add_argument("--verbose", action="store_true")
   args = parser.parse_args(argv)
   logs.setup(args.verbose)
+  cli_errors.existing(args.root, "--root", "dir")
+  cli_errors.writable_dir(args.out)
   try:
     failed = reencode_tree(args.root, args.out, args.quality, args.workers)
   except (ValueError, FileNotFoundError) as e:
-    log.error("%s", e)
-    return 2
+    raise cli_errors.UserError(str(e)) from None
   if failed:
     log.error("%d video(s) failed; see %s", failed, args.out / "reencode.manifest.jsonl")
     return 1

@@ -183,8 +183,13 @@ def _diff_keys(a: Mapping, b: Mapping, prefix: str = "") -> set[str]:
   return keys
 
 
-def run_absl_cli(main, define_flags) -> None:
-  """Runs an absl ``main`` as a console script or as ``python -m``, with a useful ``--help``.
+def run_absl_cli(main, define_flags, user_errors: Mapping[type, int] = {}) -> None:
+  """Runs an absl ``main`` as a console script or as ``python -m``, under data.cli_errors.
+
+  Flag and config errors (an unknown flag, a missing or broken config file, a misspelt
+  ``--config.key`` override, which names the nearest key) print one or two lines and exit 2;
+  errors of the types in `user_errors` (mapped to exit codes) print their message; anything
+  else is a bug and prints its traceback. ``--verbose`` prints tracebacks of user errors too.
 
   absl's ``--help`` lists the flags of the module named by ``sys.argv[0]``; for a console script
   that is the script's path, not the module that defined the flags, so they are re-registered
@@ -192,11 +197,76 @@ def run_absl_cli(main, define_flags) -> None:
   """
   import sys
   from absl import app, flags
+  from data import cli_errors
   define_flags()
+  if "verbose" not in flags.FLAGS:
+    flags.DEFINE_bool("verbose", False, "print the traceback of user errors too")
   defined = flags.FLAGS.flags_by_module_dict().get(define_flags.__module__, [])
   for flag in defined:
     flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-  app.run(main)
+  errors = {WorkdirError: cli_errors.EXIT_USAGE, NonFiniteLossError: cli_errors.EXIT_FAILED,
+            **user_errors}
+
+  def parse(argv):
+    remaining = []
+    code = cli_errors.handle(lambda: remaining.extend(_parse_flags(argv)),
+                             verbose=cli_errors._verbose_requested(argv[1:]))
+    if code:
+      sys.exit(code)
+    return remaining
+
+  def run(argv):
+    return cli_errors.handle(lambda: main(argv), verbose=flags.FLAGS.verbose,
+                             user_errors=errors)
+
+  app.run(run, flags_parser=parse)
+
+
+def _parse_flags(argv, flag_values=None) -> list:
+  """absl flag parsing with config errors as data.cli_errors.UserError (see run_absl_cli)."""
+  from absl import flags
+  from data import cli_errors
+  flag_values = flags.FLAGS if flag_values is None else flag_values
+  try:
+    remaining = flag_values(argv)
+  except flags.Error as e:
+    raise _config_override_error(argv) or cli_errors.UserError(
+        str(e), "run with --helpshort to list the flags") from None
+  except (KeyError, AttributeError, TypeError, ValueError) as e:
+    raise _config_override_error(argv) or cli_errors.UserError(
+        f"a --config override failed: {cli_errors.shorten(str(e))}") from None
+  if "config" in flag_values and flag_values["config"].present:
+    try:
+      flag_values.config.to_dict()
+    except Exception as e:  # noqa: BLE001 - the config file's own error, shown to the user
+      spec = flag_values["config"].config_filename
+      if not pathlib.Path(str(spec).partition(":")[0]).is_file():
+        raise cli_errors.UserError(f"--config {spec}: no such file",
+                                   "give a configs/*.py file") from None
+      raise cli_errors.UserError(f"--config {spec} cannot be loaded: "
+                                 f"{type(e).__name__}: {cli_errors.shorten(str(e))}") from None
+  return remaining
+
+
+def _config_override_error(argv):
+  """The UserError naming the first ``--config.KEY=`` override the config file lacks."""
+  from data import cli_errors
+  spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if spec is None and "--config" in argv[:-1]:
+    spec = argv[argv.index("--config") + 1]
+  if spec is None:
+    return None
+  try:
+    config = load_config_file(spec).to_dict()
+  except Exception:  # noqa: BLE001 - then the generic message is all we can say
+    return None
+  keys = set(cli_errors.config_keys(config))
+  for arg in argv:
+    if arg.startswith("--config."):
+      key = arg[len("--config."):].split("=", 1)[0]
+      if key not in keys:
+        return cli_errors.unknown_config_key(key, config)
+  return None
 
 
 def load_config_file(spec: str) -> ml_collections.ConfigDict:

@@ -256,7 +256,7 @@ def test_check_command_lists_and_writes_a_manifest(tmp_path, capsys):
   printed = capsys.readouterr().out
   assert "ffpp/test: 12 videos (6 real, 6 fake)" in printed
   assert len(base.read_manifest(out)) == 12
-  assert datasets_cli.main(["fakeavceleb", "--root", str(tmp_path)]) == 1
+  assert datasets_cli.main(["fakeavceleb", "--root", str(tmp_path)]) == 2
   assert "does not look like a FakeAVCeleb" in capsys.readouterr().err
   assert datasets_cli.main(["--help-datasets"]) == 0
   assert "--option vidtimit_root" in capsys.readouterr().out

@@ -12,6 +12,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from data import cli_errors
 from data import logs
 from data.datasets import base
 from data import datasets
@@ -28,6 +29,7 @@ def _describe() -> str:
   return "\n".join(lines)
 
 
+@cli_errors.command
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m data.datasets", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,14 +53,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     listing = datasets.list_videos(args.dataset, args.root, args.split,
                                    datasets.parse_options(args.option))
   except (base.DatasetLayoutError, ValueError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+    raise cli_errors.UserError(str(e), "see python -m data.datasets --help-datasets") from None
   print(listing.summary())
   for category, count in listing.counts().items():
     print(f"  {category}: {count}")
   if listing.missing:
     print(f"  missing on disk ({listing.skipped}), e.g.: {', '.join(listing.missing[:5])}")
   if args.out:
+    cli_errors.writable_file(args.out)
     base.write_manifest(listing.records, args.out)
     print(f"manifest written to {args.out}")
   return 0

@@ -371,6 +371,12 @@ def read_audio_span(path: base.PathLike, start: float = 0.0, duration: Optional[
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+  from data import cli_errors  # pylint: disable=import-outside-toplevel
+  return cli_errors.handle(lambda: _main(argv), verbose=cli_errors._verbose_requested(argv))
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
+  from data import cli_errors  # pylint: disable=import-outside-toplevel
   from data import logs  # pylint: disable=import-outside-toplevel
   from data import datasets  # pylint: disable=import-outside-toplevel
   parser = argparse.ArgumentParser(
@@ -397,7 +403,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   options = datasets.parse_options(args.option)
   if args.dataset == "deeperforensics" and args.ffpp_root:
     options.setdefault("ffpp_root", args.ffpp_root)
-  listing = datasets.list_videos(args.dataset, args.root, args.split, options)
+  cli_errors.writable_file(args.out)
+  try:
+    listing = datasets.list_videos(args.dataset, args.root, args.split, options)
+  except (ValueError, FileNotFoundError) as e:
+    raise cli_errors.UserError(str(e), "see python -m data.datasets --help-datasets") from None
   ffpp_root = args.ffpp_root or (args.root if args.dataset != "deeperforensics" else None)
   if ffpp_root is None:
     parser.error("--ffpp-root is needed for deeperforensics")

@@ -8,7 +8,9 @@ FaceMesh each) take one video at a time; a bad file is recorded and the batch go
 worker dies (native crash, out of memory) the videos in flight are retried one by one, so only
 the one that kills its worker is recorded as failed. A re-run skips inputs that are done
 (manifest line ok / no_face with the outputs present, or complete outputs on disk, including
-@partN ones) and retries the others. The exit status is 1 if any input ended in error.
+@partN ones) and retries the others, after removing the unfinished ``.partial/<name>.<pid>``
+folders of killed runs. The exit status is 1 if any input ended in error, 2 for a usage or
+input error (no videos under the source, an --out that is a file or not writable).
 """
 from __future__ import annotations
 
@@ -22,11 +24,13 @@ import logging
 import multiprocessing
 import os
 import pathlib
+import shutil
 import time
 import traceback
 from concurrent.futures.process import BrokenProcessPool
 from typing import Optional
 
+from data import cli_errors
 from data import constants
 from data import logs
 from data import video
@@ -54,7 +58,8 @@ def find_inputs(source: pathlib.Path, out_dir: Optional[pathlib.Path] = None) ->
   if source.is_file():
     return source.parent, [Job(source.stem, str(source))]
   if not source.is_dir():
-    raise SystemExit(f"error: {source} is neither a video file nor a folder")
+    raise cli_errors.UserError(f"{source} is neither a video file nor a folder",
+                               "give a video file or a folder of videos")
   out_dir = out_dir.resolve() if out_dir is not None else None
   files = sorted(p for p in source.rglob("*")
                  if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
@@ -221,6 +226,36 @@ def run(jobs: list, out_dir: pathlib.Path, options: pipeline.TrackerOptions, *,
   return results
 
 
+def remove_stale_partials(out_dir: pathlib.Path) -> int:
+  """Removes ``.partial/<name>.<pid>`` folders whose process is gone (killed runs)."""
+  partial_root = out_dir / output.PARTIAL_DIR
+  if not partial_root.is_dir():
+    return 0
+  removed = 0
+  for folder in sorted(partial_root.rglob("*"), reverse=True):
+    pid = folder.suffix[1:]
+    if (folder.is_dir() and pid.isdigit() and any(p.is_file() for p in folder.iterdir())
+        and not _process_alive(int(pid))):  # holds files: a video's folder, not a parent
+      shutil.rmtree(folder, ignore_errors=True)
+      removed += 1
+  for folder in sorted(partial_root.rglob("*"), reverse=True) + [partial_root]:
+    if folder.is_dir() and not any(folder.iterdir()):
+      folder.rmdir()
+  if removed:
+    log.info("removed %d unfinished output folder(s) of an earlier, interrupted run", removed)
+  return removed
+
+
+def _process_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
 def _record_options(path: pathlib.Path, options: pipeline.TrackerOptions) -> None:
   """Keeps the settings beside the outputs; warns when a re-run uses different ones."""
   current = dataclasses.asdict(options)
@@ -264,6 +299,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   return args
 
 
+@cli_errors.command
 def main(argv=None) -> int:
   args = parse_args(argv)
   logs.setup(args.verbose)
@@ -271,8 +307,14 @@ def main(argv=None) -> int:
       stride=args.stride, max_faces=args.max_faces, crop_mode=args.crop_mode,
       detect_max_side=args.detect_max_side or None, max_seconds=args.max_seconds or None,
       min_detected_fraction=args.min_detected_fraction, people_count=args.people_count)
-  out_dir = args.out.resolve()
+  out_dir = cli_errors.writable_dir(args.out).resolve()
+  if args.manifest is not None:
+    cli_errors.writable_file(args.manifest, "--manifest")
   root, jobs = find_inputs(args.source, out_dir)
+  if not jobs:
+    raise cli_errors.UserError(f"no video files under {args.source} (looked for "
+                               f"{', '.join(VIDEO_SUFFIXES)})", "check the folder")
+  remove_stale_partials(out_dir)
   manifest = Manifest(args.manifest or out_dir / MANIFEST)
   _record_options(out_dir / OPTIONS, options)
   todo, skipped, seen = [], 0, {}

@@ -10,6 +10,7 @@ import logging
 import pathlib
 import sys
 
+from data import cli_errors
 from data import logs
 from data.synth import pipeline
 from data.synth import layouts
@@ -71,15 +72,12 @@ def build_config(args: argparse.Namespace) -> pipeline.Config:
       overwrite=args.overwrite)
 
 
+@cli_errors.command(user_errors={pipeline.SynthError: cli_errors.EXIT_USAGE})
 def main(argv=None) -> int:
   args = parse_args(argv)
   logs.setup(args.verbose)
   config = build_config(args)
-  try:
-    summary = pipeline.generate(config)
-  except pipeline.SynthError as error:
-    log.error("%s", error)
-    return 2
+  summary = pipeline.generate(config)
   log.info("wrote %d videos (%d frames) to %s in %.1f s (rendering used %.1f CPU s)",
            summary.videos, summary.frames, summary.root, summary.seconds,
            summary.worker_cpu_seconds)
