@@ -171,6 +171,40 @@ def bootstrap_auc(rows: Sequence[Mapping], num_real: int, num_fake: int, draws: 
   return float(np.mean(aucs)), float(np.std(aucs))
 
 
+def auc_confidence_interval(rows: Sequence[Mapping], draws: int = 2000, level: float = 0.95,
+                            seed: int = 0) -> tuple[float, float]:
+  """Percentile bootstrap interval of the ROC-AUC: reals and fakes resampled with replacement,
+  each class keeping its size (so every draw has both). Tells how far a number can move when
+  a test set holds a few videos; deterministic for a seed."""
+  reals = np.array([float(r["score"]) for r in rows if int(r["label"]) == constants.REAL])
+  fakes = np.array([float(r["score"]) for r in rows if int(r["label"]) == constants.FAKE])
+  if not len(reals) or not len(fakes):
+    raise EvaluationError(f"AUC needs both classes; got {len(reals)} real and {len(fakes)} fake "
+                          "videos")
+  rng = np.random.default_rng(seed)
+  real_draws = rng.choice(reals, (draws, len(reals)))
+  fake_draws = rng.choice(fakes, (draws, len(fakes)))
+  # AUC = P(fake > real) + P(tie) / 2, computed for all draws at once.
+  greater = (fake_draws[:, :, None] > real_draws[:, None, :]).mean(axis=(1, 2))
+  ties = (fake_draws[:, :, None] == real_draws[:, None, :]).mean(axis=(1, 2))
+  aucs = greater + ties / 2
+  tail = (1 - level) / 2
+  return float(np.quantile(aucs, tail)), float(np.quantile(aucs, 1 - tail))
+
+
+def read_ground_truth(path: str | pathlib.Path, column: str) -> dict[str, str]:
+  """video id (its path without suffix) -> `column` of a ground-truth CSV such as data.synth's
+  synthetic_ground_truth.csv (key column: path, relative_path or video_id)."""
+  with open(path, newline="", encoding="utf-8-sig") as f:
+    rows = list(csv.DictReader(f))
+  key = next((k for k in ("path", "relative_path", "video_id") if rows and k in rows[0]), None)
+  if key is None or column not in rows[0]:
+    raise ValueError(f"{path} needs a path (or relative_path / video_id) column and a {column!r}"
+                     f" column; it has {list(rows[0]) if rows else 'no rows'}")
+  return {str(pathlib.PurePosixPath(r[key].replace("\\", "/")).with_suffix("")): r[column]
+          for r in rows}
+
+
 # ----------------------------------------------------------------------------------------------
 # Tables
 

@@ -132,16 +132,8 @@ def category_table(track_rows, categories: Sequence[str], fake_video: Sequence[s
 
 
 def read_groups(path: str, column: str) -> dict[str, str]:
-  """video id (a path without suffix) -> `column` of a ground-truth CSV such as data.synth's
-  synthetic_ground_truth.csv (key column: path, relative_path or video_id)."""
-  with open(path, newline="", encoding="utf-8-sig") as f:
-    rows = list(csv.DictReader(f))
-  key = next((k for k in ("path", "relative_path", "video_id") if rows and k in rows[0]), None)
-  if key is None or column not in rows[0]:
-    raise ValueError(f"{path} needs a path (or relative_path / video_id) column and a {column!r}"
-                     f" column; it has {list(rows[0]) if rows else 'no rows'}")
-  return {str(pathlib.PurePosixPath(r[key].replace("\\", "/")).with_suffix("")): r[column]
-          for r in rows}
+  """video id -> `column` of a ground-truth CSV (data.protocols.read_ground_truth)."""
+  return protocols.read_ground_truth(path, column)
 
 
 def group_table(track_rows, groups: dict[str, str], column: str,

@@ -3,59 +3,107 @@
 # embedded default (the synthetic data set, tiny configurations, CPU). Each stage is one of the
 # documented commands, so this file doubles as a worked example of the command reference.
 # Re-running it resumes: finished stages are kept (delete the output folder to start over).
-set -euo pipefail
+# Each stage's stderr is also kept in OUT/logs/<stage>.log; a failing stage is named, with the
+# line of its log that explains it. OUT/summary.json is the scoreboard (tools/demo_summary.py).
+set -eEuo pipefail
 out="${1:-demo_out}"
-mkdir -p "$out"
+mkdir -p "$out/logs"
 export TF_CPP_MIN_LOG_LEVEL=2 GLOG_minloglevel=2 PYTHONWARNINGS=ignore
 start=$(date +%s)
-stage() { echo; echo "== [$(( $(date +%s) - start ))s] $*"; }
+seconds="$out/stage_seconds.tsv"
+: > "$seconds"
+exec 3>&2                       # the terminal's stderr; fd 2 goes through each stage's log
+stage_key="" stage_title="" stage_start=$start
 
-stage "environment"
+end_stage() {
+  if [ -n "$stage_key" ]; then
+    printf '%s\t%s\n' "$stage_key" "$(( $(date +%s) - stage_start ))" >> "$seconds"
+  fi
+}
+
+stage() {  # stage KEY TITLE: ends the previous stage, starts logging this one
+  end_stage
+  stage_key="$1" stage_title="$2" stage_start=$(date +%s)
+  echo
+  echo "== [$(( stage_start - start ))s] $stage_title"
+  exec 2> >(tee "$out/logs/$stage_key.log" >&3)
+}
+
+explain() {  # the last line of a log that says what went wrong (progress bars stripped)
+  tr '\r' '\n' < "$1" | grep -E 'Error|error:|Exception|failed|refus|No such|not found|Killed' \
+    | tail -n 1 || tail -n 1 "$1"
+}
+
+on_error() {
+  local status=$1
+  trap - ERR
+  exec 2>&3
+  sleep 0.5                     # let the stage's tee write its last lines
+  {
+    echo
+    echo "demo: stage '${stage_title:-setup}' failed (exit $status)."
+    if [ -n "$stage_key" ] && [ -s "$out/logs/$stage_key.log" ]; then
+      echo "  $(explain "$out/logs/$stage_key.log")"
+      echo "  whole log: $out/logs/$stage_key.log; run 'make demo' again to resume."
+    fi
+  } >&2
+  exit "$status"
+}
+trap 'on_error $?' ERR
+
+synth="$out/synth/FakeAVCeleb_v1.2"
+
+stage environment "environment"
 python -c 'import jax, flax, tensorflow as tf; print("jax", jax.__version__, jax.devices(), "| flax", flax.__version__, "| tf", tf.__version__)'
 
-stage "1. synthetic audio-visual deepfake set (FakeAVCeleb layout) from real face photos"
-synth="$out/synth/FakeAVCeleb_v1.2"
+stage synth "1. synthetic audio-visual deepfake set (FakeAVCeleb layout) from real face photos"
 if [ ! -f "$synth/meta_data.csv" ]; then
   python -m data.synth --out "$out/synth" --layout fakeavceleb --identities 32 \
     --videos-per-identity 2 --fakes-per-video 2 --max-seconds 4 --max-height 360 --seed 3
 fi
 
-stage "2. face tracking + alignment -> TFRecord shards (train, and held-out val and test identities)"
+stage records "2. face tracking + alignment -> TFRecord shards (train, and held-out val and test identities)"
 for split in train val test; do
   python -m data.prepare --dataset synthetic --root "$synth" --split "$split" \
     --out "$out/records/synthetic/$split" --workers 2 --videos-per-shard 8
 done
 
-stage "3. FakeOut: fine-tune the tiny configuration from scratch (no pretrained weights here)"
+stage fakeout_finetune "3. FakeOut: fine-tune the tiny configuration from scratch (no pretrained weights here)"
 python -m fakeout_jax.finetune --config fakeout_jax/configs/synthetic_tiny.py \
   --config.data.root="$out/records" --workdir "$out/fakeout"
 
-stage "4. FakeOut: evaluate on held-out identities (per-video AUC, per category)"
+stage fakeout_evaluate "4. FakeOut: evaluate on held-out identities (per-video AUC, per category)"
 python -m fakeout_jax.evaluate --config fakeout_jax/configs/synthetic_tiny.py \
   --config.data.root="$out/records" --checkpoint "$out/fakeout" --out "$out/fakeout/eval"
 
-stage "5. FakeOut: is this one video fake, which face, when?"
-video=$(ls "$synth"/FakeVideo-RealAudio/*/*/*/*.mp4 | head -n 1)
+stage fakeout_predict "5. FakeOut: is this one video fake, which face, when?"
+video=$(python tools/demo_pick.py first "$synth" FakeVideo-RealAudio)
 python -m fakeout_jax.predict "$video" --checkpoint "$out/fakeout" --out "$out/reports"
 
 # One XLA compilation cache for the stages below: explain reuses evaluate's compiled programs.
 export JAX_COMPILATION_CACHE_DIR="$out/jax_cache"
 
-stage "6. inconsistency detector: train on the REAL training videos only (unsupervised)"
+stage inconsistency_train "6. inconsistency detector: train on the REAL training videos only (unsupervised)"
 python -m inconsistency_jax.train --config inconsistency_jax/configs/synthetic_tiny.py \
   --config.data.root="$out/records/synthetic" --workdir "$out/inconsistency"
 
-stage "7. inconsistency detector: evaluate per fake category and per synthetic kind (Intra, Cross, Intra+Cross)"
+stage inconsistency_evaluate "7. inconsistency detector: evaluate per fake category and per synthetic kind (Intra, Cross, Intra+Cross)"
 python -m inconsistency_jax.evaluate --config inconsistency_jax/configs/synthetic_tiny.py \
   --config.data.root="$out/records/synthetic" --workdir "$out/inconsistency" \
   --config.eval.ground_truth="$synth/synthetic_ground_truth.csv"
 
-stage "8. inconsistency detector: explain one identity-drift video (where is it inconsistent?)"
+stage inconsistency_explain "8. inconsistency detector: explain one identity-drift video (where is it inconsistent?)"
 # the longest held-out drift video: the most windows to compare
-drift=$(python -c 'import csv, sys
-rows = [r for r in csv.DictReader(open(sys.argv[1])) if (r["kind"], r["split"]) == ("drift", "test")]
-print(max(rows, key=lambda r: float(r["seconds"]))["path"])' "$synth/synthetic_ground_truth.csv")
-python -m inconsistency_jax.explain "$synth/$drift" --checkpoint "$out/inconsistency" \
+drift=$(python tools/demo_pick.py longest "$synth" --kind drift --split test)
+python -m inconsistency_jax.explain "$drift" --checkpoint "$out/inconsistency" \
   --out "$out/reports/explain" --top-k 2
 
-stage "done in $(( $(date +%s) - start ))s: tables in $out/fakeout/eval/results.md and $out/inconsistency/eval/table2*.md, reports in $out/reports"
+stage summary "9. scoreboard: AUC on the held-out test identities, overall (95 % bootstrap interval) and per synthetic kind"
+python tools/demo_summary.py write --out "$out/summary.json" --seconds "$seconds" \
+  --ground-truth "$synth/synthetic_ground_truth.csv" \
+  --detector fakeout="$out/fakeout/eval" \
+  --detector inconsistency="$out/inconsistency/eval"
+
+exec 2>&3
+echo
+echo "== done in $(( $(date +%s) - start ))s: $out/summary.json; tables in $out/fakeout/eval/results.md and $out/inconsistency/eval/table2*.md, reports in $out/reports"
