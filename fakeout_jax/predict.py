@@ -31,10 +31,9 @@ from data import constants
 from data import records
 from data import report
 from data import video as video_lib
-from fakeout_jax import evaluate as evaluate_lib
-from fakeout_jax import finetune
 from fakeout_jax import input_pipeline
 from fakeout_jax import models
+from fakeout_jax import state
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +78,7 @@ def track_examples(tracks, config) -> list[dict]:
 def predict(video_path: str, checkpoint: str, config: ml_collections.ConfigDict,
             out_dir: str, threshold: float = 0.5) -> dict:
   from data import facetrack
-  variables = evaluate_lib.load_variables(config, checkpoint, which="best")
+  variables = state.load_variables(config, checkpoint, which="best")
   model = models.create_model(config.model)
   apply = jax.jit(lambda v, video, audio: model.apply(v, video, audio, train=False)["logits"])
   tracks = facetrack.track_video(video_path)
@@ -169,7 +168,7 @@ def main(argv=None) -> int:
   except video_lib.VideoError as e:
     print(f"error: cannot read {args.video}: {e}", file=sys.stderr)
     return 2
-  except (FileNotFoundError, finetune.ConfigError) as e:
+  except (FileNotFoundError, state.ConfigError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   print(f"{result['verdict']}: score {result['score']:.3f} (threshold {result['threshold']}), "

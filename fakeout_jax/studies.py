@@ -24,8 +24,8 @@ import ml_collections
 import numpy as np
 
 from data import report
-from fakeout_jax import evaluate
-from fakeout_jax import finetune
+from fakeout_jax import scoring
+from fakeout_jax import state
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ UMAP_MISSING = ("Fig. 12 (UMAP of clip embeddings) skipped: umap-learn is not in
                 "Install it (pip install umap-learn) and re-run with --umap.")
 
 
-def sweep(scorer: evaluate.Scorer, config, files: dict, out_dir: pathlib.Path, *, name: str,
+def sweep(scorer: scoring.Scorer, config, files: dict, out_dir: pathlib.Path, *, name: str,
           values: Sequence, apply: Callable[[ml_collections.ConfigDict, object], None],
           label: Callable[[object], str]) -> dict:
   """Evaluates every test set once per value; writes sweep_<name>.json and per-value scores.
@@ -49,15 +49,15 @@ def sweep(scorer: evaluate.Scorer, config, files: dict, out_dir: pathlib.Path, *
     log.info("%s = %s", name, label(value))
     directory = out_dir / f"sweep_{name}" / label(value)
     directory.mkdir(parents=True, exist_ok=True)
-    results[label(value)], _, failures = evaluate.evaluate_sets(
+    results[label(value)], _, failures = scoring.evaluate_sets(
         scorer, c, files, directory, need_both_classes=False)
     for set_name, reason in failures.items():
       failed[f"{label(value)}/{set_name}"] = reason
-    cells += evaluate.paper_cells(c, results[label(value)])
+    cells += scoring.paper_cells(c, results[label(value)])
   summary = {"checkpoint": scorer.checkpoint, "config": config.get("name", ""),
              "parameter": name, "values": [float(v) for v in values], "results": results,
              "failed": failed, "paper_cells": cells}
-  evaluate.write_json(out_dir / f"sweep_{name}.json", summary)
+  scoring.write_json(out_dir / f"sweep_{name}.json", summary)
   return summary
 
 
@@ -72,7 +72,7 @@ def _set_audio_shift(c, seconds):
 def num_clips_sweep(scorer, config, files, out_dir, values: Sequence[int]) -> dict:
   """Fig. 14: AUC against the number of clips per track."""
   if any(int(n) < 1 for n in values):
-    raise finetune.ConfigError(f"--num-clips must be positive integers, got {list(values)}")
+    raise state.ConfigError(f"--num-clips must be positive integers, got {list(values)}")
   summary = sweep(scorer, config, files, out_dir, name="num_clips", values=values,
                   apply=_set_num_clips, label=lambda n: f"N={int(n)}")
   _plot_sweep(summary, out_dir / "fig14_auc_vs_num_clips.png", [("auc", "ROC-AUC")],
@@ -96,8 +96,8 @@ def audio_shift_sweep(scorer, config, files, out_dir, values: Sequence[float]) -
 
 def check_audio_model(config) -> None:
   if config.model.modality != "video_audio":
-    raise finetune.ConfigError("--audio-shifts needs a video-and-audio model (model.modality="
-                               f"'video_audio'); this config's is {config.model.modality!r}")
+    raise state.ConfigError("--audio-shifts needs a video-and-audio model (model.modality="
+                            f"'video_audio'); this config's is {config.model.modality!r}")
 
 
 def _plot_sweep(summary: dict, path: pathlib.Path, metrics: list[tuple[str, str]],
@@ -130,7 +130,7 @@ def _plot_sweep(summary: dict, path: pathlib.Path, metrics: list[tuple[str, str]
   return path if plotted else None
 
 
-def umap_figure(scorer: evaluate.Scorer, config, files: dict, out_dir: pathlib.Path,
+def umap_figure(scorer: scoring.Scorer, config, files: dict, out_dir: pathlib.Path,
                 max_tracks: int = 2000, seed: int = 0) -> Optional[pathlib.Path]:
   """Fig. 12: a 2-D UMAP of every clip's classifier input, coloured by test set and category.
 

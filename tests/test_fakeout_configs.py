@@ -7,7 +7,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from data.datasets import splits
-from fakeout_jax import configs, evaluate, finetune, tables
+from fakeout_jax import configs, finetune, scoring, state, tables
 from fakeout_jax.configs import paper
 
 CONFIG_DIR = pathlib.Path(configs.__file__).parent
@@ -52,7 +52,7 @@ def test_config_builds_and_fills_known_cells(name, arg):
     assert f"--out ROOT/{record_set.path}" in paper.PREPARE_COMMANDS[record_set.path]
   # Every cell, filled with any metric it asks for, lands in a listed column (and row).
   results = {name: _all_metrics() for name in c.data.test}
-  cells = evaluate.paper_cells(c, results)
+  cells = scoring.paper_cells(c, results)
   assert len(cells) == sum(len(rs.cells) for rs in c.data.test.values()) > 0
   for cell in cells:
     layout = tables.LAYOUTS[cell["table"]]
@@ -161,11 +161,11 @@ def test_command_line_loading_and_data_checks(tmp_path):
   for record_set in ("ffpp/train", "ffpp/val"):
     (tmp_path / record_set).mkdir(parents=True)
     (tmp_path / record_set / "train-00000-of-00001.tfrecord").touch()
-  with pytest.raises(finetune.ConfigError, match="no TFRecord shards at .*ffpp/test"):
+  with pytest.raises(state.ConfigError, match="no TFRecord shards at .*ffpp/test"):
     finetune.check_config(c)
   (tmp_path / "ffpp/test").mkdir()
   (tmp_path / "ffpp/test/test-00000-of-00001.tfrecord").touch()
-  with pytest.raises(finetune.ConfigError, match="mmv.pkl does not exist"):
+  with pytest.raises(state.ConfigError, match="mmv.pkl does not exist"):
     finetune.check_config(c)
   (tmp_path / "mmv.pkl").touch()
   with c.unlocked():

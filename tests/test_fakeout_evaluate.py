@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from data import constants, protocols, records
-from fakeout_jax import checkpoints, evaluate, finetune, models, studies
+from fakeout_jax import checkpoints, evaluate, models, scoring, state, studies
 from fakeout_jax.configs import default, paper
 from fakeout_jax.configs import model as model_config
 from tests import fakeout_legacy_pickles as legacy
@@ -28,11 +28,11 @@ def setup(tmp_path_factory):
   config = fakeout_tiny.config(root)
   config.data.test = {"tiny": _record_set("test", cells=(
       "fig14:N={num_clips}:tiny:auc", "fig13:{audio_shift:+.2f} s:tiny real:scores/real/mean"))}
-  variables = _unit_statistics(finetune.fresh_variables(
+  variables = _unit_statistics(state.fresh_variables(
       config, models.create_model(config.model), jax.random.PRNGKey(1)))
   path = tmp_path_factory.mktemp("ckpt") / "converted"
   checkpoints.save_variables(path, jax.device_get(variables))
-  return config, evaluate.Scorer(config, str(path)), path
+  return config, scoring.Scorer(config, str(path)), path
 
 
 def _unit_statistics(variables):
@@ -79,7 +79,7 @@ def _score_rows(path):
 
 def test_num_clips_sweep_evaluates_once_per_n(setup, tmp_path):
   config, scorer, _ = setup
-  files = evaluate.test_files(config)
+  files = scoring.test_files(config)
   summary = studies.num_clips_sweep(scorer, config, files, tmp_path, [1, 3])
   saved = json.loads((tmp_path / "sweep_num_clips.json").read_text())
   assert saved["values"] == [1.0, 3.0] and not saved["failed"]
@@ -104,7 +104,7 @@ def test_audio_shift_sweep_changes_what_the_model_hears(setup, tmp_path):
   config.data.test.reals = _record_set("test", keep_methods=("no such method",), cells=(
       "fig13:{audio_shift:+.2f} s:reals:scores/real_with_audio/mean",
       "fig13:{audio_shift:+.2f} s:reals:auc"))
-  files = evaluate.test_files(config)
+  files = scoring.test_files(config)
   summary = studies.audio_shift_sweep(scorer, config, files, tmp_path, [0.0, -0.3])
   reals = summary["results"]["-0.30s"]["reals"]
   assert "auc" not in reals and reals["scores"]["real_with_audio"]["count"] == 3
@@ -123,14 +123,14 @@ def test_audio_shifts_need_an_audio_model(setup, tmp_path):
   config, _, path = setup
   config = config.copy_and_resolve_references()
   config.model.modality = "video"
-  with pytest.raises(finetune.ConfigError, match="needs a video-and-audio model"):
+  with pytest.raises(state.ConfigError, match="needs a video-and-audio model"):
     evaluate.run(config, str(path), str(tmp_path), audio_shifts=[0.5])
 
 
 def test_umap_is_skipped_with_a_message_without_umap_learn(setup, tmp_path, caplog, monkeypatch):
   config, scorer, _ = setup
   monkeypatch.setitem(sys.modules, "umap", None)  # import umap -> ImportError, installed or not
-  assert studies.umap_figure(scorer, config, evaluate.test_files(config), tmp_path) is None
+  assert studies.umap_figure(scorer, config, scoring.test_files(config), tmp_path) is None
   assert ("Fig. 12 (UMAP of clip embeddings) skipped: umap-learn is not installed" in caplog.text
           and "pip install umap-learn" in caplog.text)
   assert not (tmp_path / "fig12_umap.png").exists()
@@ -149,7 +149,7 @@ def test_umap_figure_with_umap_learn(setup, tmp_path, monkeypatch):
       return centred @ np.linalg.svd(centred, full_matrices=False)[2][:self.n_components].T
 
   monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=UMAP))
-  path = studies.umap_figure(scorer, config, evaluate.test_files(config), tmp_path)
+  path = studies.umap_figure(scorer, config, scoring.test_files(config), tmp_path)
   assert path.stat().st_size > 0
   saved = np.load(tmp_path / "clip_embeddings.npz")
   # 6 tracks x N clips; the classifier's input: vid_repr (256) + aud_repr (256) at this width.
@@ -174,10 +174,10 @@ def test_a_failed_test_set_is_recorded_and_the_others_evaluated(setup, tmp_path)
 def test_drop_categories_and_paper_cells():
   rows = [{"category": c, "label": 0} for c in ("real", "dog_mask", "real")]
   record_set = _record_set("dfdc/test", drop_categories=("dog_mask",))
-  assert len(evaluate.drop_categories(rows, record_set, "dfdc")) == 2
+  assert len(scoring.drop_categories(rows, record_set, "dfdc")) == 2
   with pytest.raises(protocols.EvaluationError, match="matched no video of dfdc/test"):
-    evaluate.drop_categories(rows[:1], record_set, "dfdc")
-  assert evaluate.drop_categories(rows, _record_set("x"), "x") == rows
+    scoring.drop_categories(rows[:1], record_set, "dfdc")
+  assert scoring.drop_categories(rows, _record_set("x"), "x") == rows
 
   from tests import fakeout_tiny_config
   config = fakeout_tiny_config.get_config()
@@ -187,7 +187,7 @@ def test_drop_categories_and_paper_cells():
       "t:r:missing:per_category/FVFA-GAN/auc", "fig13:{audio_shift:+.1f}:x:scores/real/mean"))}
   results = {"fav": {"auc": 0.75, "per_category": {"RVFA": {"auc": 0.5}},
                      "scores": {"real": {"mean": 0.25}}}}
-  assert evaluate.paper_cells(config, results) == [
+  assert scoring.paper_cells(config, results) == [
       {"table": "table5", "row": "FakeOut", "column": "FakeAVCeleb", "value": 0.75},
       {"table": "t", "row": "N=7", "column": "RVFA", "value": 0.5},
       {"table": "fig13", "row": "+0.0", "column": "x", "value": 0.25}]
@@ -195,7 +195,7 @@ def test_drop_categories_and_paper_cells():
 
 def _released_checkpoint_parity(tmp_path, width_mult: int):
   """An original-format FakeOut pickle (random weights, the 2021-22 FlatMapping and
-  reconstruct_device_array forms) read by evaluate.load_variables gives the Haiku oracle's
+  reconstruct_device_array forms) read by state.load_variables gives the Haiku oracle's
   logits on the same clips."""
   original = reference.random_checkpoint(width_mult=width_mult, seed=11)
   path = tmp_path / "fakeout_released.pkl"
@@ -203,7 +203,7 @@ def _released_checkpoint_parity(tmp_path, width_mult: int):
   config = default.get_config()  # the released model: TSM-50x2, V&A, affine head
   config.model = model_config.get_config(f"tsm_resnet_x{width_mult}")
   config.input.num_frames, config.input.image_size = 4, 32
-  variables = evaluate.load_variables(config, str(path))
+  variables = state.load_variables(config, str(path))
   rng = np.random.default_rng(12)
   video = rng.uniform(0, 1, (2, 4, 32, 32, 3)).astype(np.float32)
   audio = (rng.standard_normal((2, 40, 80, 1)) * 10 - 40).astype(np.float32)

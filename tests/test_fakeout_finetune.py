@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from fakeout_jax import evaluate, finetune
+from fakeout_jax import evaluate, finetune, state
 from tests import fakeout_tiny
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,8 +26,8 @@ def record_root(tmp_path_factory):
 
 def test_pmap_training_lowers_the_loss_and_evaluates(record_root, tmp_path):
   config = fakeout_tiny.config(record_root, num_epochs=4, learning_rate=1e-3)
-  state = finetune.train_and_evaluate(config, str(tmp_path / "run"))
-  assert int(state.step) == 4 * 12 // 4
+  final = finetune.train_and_evaluate(config, str(tmp_path / "run"))
+  assert int(final.step) == 4 * 12 // 4
   lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
            .splitlines()]
   losses = [line["train/loss"] for line in lines if "train/loss" in line]
@@ -65,8 +65,8 @@ def test_resume_after_sigkill_ends_with_the_same_parameters(record_root, tmp_pat
   subprocess.run(_finetune_command(record_root, killed), env=env, check=True,
                  capture_output=True, cwd=REPO)
   config = fakeout_tiny.config(record_root)
-  a = evaluate.load_variables(config, str(straight), which="latest")
-  b = evaluate.load_variables(config, str(killed), which="latest")
+  a = state.load_variables(config, str(straight), which="latest")
+  b = state.load_variables(config, str(killed), which="latest")
   for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
@@ -74,9 +74,9 @@ def test_resume_after_sigkill_ends_with_the_same_parameters(record_root, tmp_pat
 def test_bad_configs_fail_before_compiling(record_root, tmp_path):
   config = fakeout_tiny.config(record_root)
   config.data.train.path = "nowhere"
-  with pytest.raises(finetune.ConfigError, match="no TFRecord shards at .*nowhere"):
+  with pytest.raises(state.ConfigError, match="no TFRecord shards at .*nowhere"):
     finetune.train_and_evaluate(config, str(tmp_path / "a"))
   config = fakeout_tiny.config(record_root)
   config.init.mode, config.init.checkpoint = "mmv", str(tmp_path / "missing.pkl")
-  with pytest.raises(finetune.ConfigError, match="missing.pkl does not exist"):
+  with pytest.raises(state.ConfigError, match="missing.pkl does not exist"):
     finetune.train_and_evaluate(config, str(tmp_path / "b"))

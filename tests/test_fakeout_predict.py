@@ -4,7 +4,7 @@ import json
 import jax
 import pytest
 
-from fakeout_jax import checkpoints, finetune, models, predict
+from fakeout_jax import checkpoints, models, predict, state
 from tests import fakeout_tiny, video_fixtures
 
 
@@ -13,8 +13,8 @@ def tiny_checkpoint(tmp_path_factory):
   """A freshly initialised tiny FakeOut saved as `python -m fakeout_jax.convert` would."""
   directory = tmp_path_factory.mktemp("ckpt")
   config = fakeout_tiny.config(root="")
-  variables = finetune.fresh_variables(config, models.create_model(config.model),
-                                       jax.random.PRNGKey(0))
+  variables = state.fresh_variables(config, models.create_model(config.model),
+                                    jax.random.PRNGKey(0))
   checkpoints.save_variables(directory / "converted", jax.device_get(variables))
   return directory / "converted", config
 

@@ -15,7 +15,7 @@ import os
 
 import jax
 
-from fakeout_jax import configs, finetune, input_pipeline, models
+from fakeout_jax import configs, finetune, input_pipeline, models, state as state_lib
 
 
 def main(argv=None) -> dict:
@@ -33,7 +33,7 @@ def main(argv=None) -> dict:
                                     epoch=0)
   batch = next(ds.as_numpy_iterator())
   model = models.create_model(config.model, axis_name="batch")
-  state = finetune.create_train_state(config, model, jax.random.PRNGKey(0), args.steps)
+  state = state_lib.create_train_state(config, model, jax.random.PRNGKey(0), args.steps)
   state = jax.device_put_replicated(state, jax.local_devices()[:1])
   step = jax.pmap(functools.partial(finetune.train_step, model=model, linear_probe=False),
                   axis_name="batch")
