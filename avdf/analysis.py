@@ -6,6 +6,7 @@ import time
 from typing import Optional, Sequence
 
 from avdf import calibration as calibration_lib
+from avdf import detectors
 from avdf import fusion
 
 
@@ -28,7 +29,10 @@ def _face_entry(track, fakeout: Optional[dict], inconsistency: Optional[dict],
     top = max(fakeout["clips"], key=lambda c: c["score"])
     face["fakeout_top_clip"] = top
     if fakeout["silent_input"]:
-      face["flags"].append("no audio: FakeOut scored it with a silent (all-zero) spectrogram")
+      face["flags"].append(
+          "FakeOut scored this face with silent (all-zero) audio: " +
+          ("the video has no audio" if not track.has_audio else
+           "the released code's rule for a face of a multi-face video"))
   if inconsistency is not None:
     face["inconsistency_status"] = inconsistency["status"]
     face["flags"] += inconsistency["flags"]
@@ -52,14 +56,20 @@ def _face_entry(track, fakeout: Optional[dict], inconsistency: Optional[dict],
 
 
 def analyse(video_path: str, video_id: str, tracks: Sequence, fakeout, inconsistency,
-            calibration: Optional[calibration_lib.Calibration]) -> Analysis:
-  """Runs both detectors (either may be None) on the tracks of one video and fuses them."""
+            calibration: Optional[calibration_lib.Calibration],
+            serialized: Optional[Sequence[bytes]] = None) -> Analysis:
+  """Runs both detectors (either may be None) on the tracks of one video and fuses them.
+
+  `serialized`: the tracks' records (detectors.serialize_tracks; made here when not given).
+  """
   timings = {}
+  if serialized is None:
+    serialized = detectors.serialize_tracks(video_path, video_id, tracks)
   start = time.perf_counter()
-  f_scores = fakeout.score_tracks(tracks) if fakeout is not None else {}
+  f_scores = fakeout.score_tracks(tracks, serialized) if fakeout is not None else {}
   timings["fakeout_s"] = round(time.perf_counter() - start, 3)
   start = time.perf_counter()
-  i_scores = (inconsistency.score_tracks(video_path, tracks)
+  i_scores = (inconsistency.score_tracks(tracks, serialized)
               if inconsistency is not None else {})
   timings["inconsistency_s"] = round(time.perf_counter() - start, 3)
   faces, media = [], {}

@@ -35,6 +35,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Optional, Sequence
 
 from avdf import analysis
+from avdf import detectors
 from avdf import report
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,8 @@ def track_job(job: Job) -> dict:
   out = {"status": "error", "reason": None, "message": None, "tracks": []}
   try:
     out["tracks"] = _TRACKER.track(job.path, video_id=job.video_id)
+    # JPEG-encoding the records here keeps that work off the models' process too
+    out["records"] = detectors.serialize_tracks(job.path, job.video_id, out["tracks"])
     out["status"] = "ok"
   except pipeline.NoFaceError as e:
     out.update(status="no_face", reason=e.reason, message=str(e))
@@ -162,7 +165,7 @@ class Detector:
     start = time.perf_counter()
     try:
       result = analysis.analyse(job.path, job.video_id, tracked["tracks"], self.fakeout,
-                                self.inconsistency, self.calibration)
+                                self.inconsistency, self.calibration, tracked.get("records"))
       stem = pathlib.Path("reports") / job.video_id
       report.write_json(self.out_dir / f"{stem}.json", result.result)
       report.write_video_report(self.out_dir / f"{stem}.html", result.result, result.media)
@@ -306,7 +309,7 @@ def write_tables(jobs: Sequence[Job], entries: dict, out_dir: pathlib.Path) -> d
     if result is None:
       csv_rows.append(base)
       lines.append({**base, "message": entry.get("message")})
-      index.append({**base, "faces": 0})
+      index.append({**base, "faces": 0, "message": entry.get("message")})
       continue
     light = {**result, "faces": [{k: v for k, v in f.items()
                                   if k not in ("identity_matrix", "cross_matrix")}

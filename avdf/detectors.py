@@ -50,21 +50,38 @@ class FakeOutDetector:
             "clips_per_face": int(self.config.input.eval_num_clips),
             "frames_per_clip": int(self.config.input.num_frames)}
 
-  def score_tracks(self, tracks: Sequence) -> dict[int, dict]:
-    """track index -> {score, clips: [{start, end, score}], thumbnails: [RGB uint8]}."""
+  def score_tracks(self, tracks: Sequence, serialized: Sequence[bytes]) -> dict[int, dict]:
+    """track index -> {score, clips: [{start, end, score}], thumbnails: [RGB uint8], silent}.
+
+    `serialized`: the tracks' records as data.prepare writes them (serialize_tracks), read by
+    the evaluation sampler exactly as a record set is (audio codec tail, multi-face audio rule).
+    """
     import jax
-    from fakeout_jax import predict
+    import tensorflow as tf
+    from data import records
+    from fakeout_jax import input_pipeline
+    c = self.config.input
+    by_index = {int(t.track_index): t for t in tracks}
     out = {}
-    for track, example in zip(tracks, predict.track_examples(tracks, self.config)):
-      audio = example["audio"] if self.use_audio else None
-      logits = np.asarray(self._apply(self.variables, example["video"], audio))
+    for record in serialized:
+      parsed = records.parse_track(tf.constant(record))
+      example = input_pipeline.eval_example(parsed, c)
+      track = by_index[int(parsed["track/index"].numpy())]
+      audio = np.asarray(example["audio"]) if self.use_audio else None
+      logits = np.asarray(self._apply(self.variables, np.asarray(example["video"]), audio))
       clip_scores = np.asarray(jax.nn.softmax(logits)[:, 1], np.float64)
+      length, span = track.num_frames, c.num_frames * c.frame_stride
+      starts = input_pipeline.linspace_starts(length, span, c.eval_num_clips).numpy()
+      ends = [min(length - 1, s + span - 1) for s in starts]
+      silent = bool(self.use_audio and (not track.has_audio or (
+          c.get("multi_face_audio", "released") == "released"
+          and bool(input_pipeline.released_silent_track(parsed).numpy()))))
       out[int(track.track_index)] = {
-          "score": float(clip_scores.mean()),
-          "silent_input": self.use_audio and not track.has_audio,
-          "clips": [{"start": round(a, 3), "end": round(b, 3), "score": float(s)}
-                    for (a, b), s in zip(example["clip_ranges"], clip_scores)],
-          "thumbnails": example["thumbnails"]}
+          "score": float(clip_scores.mean()), "silent_input": silent,
+          "clips": [{"start": round(float(track.timestamps[s]), 3),
+                     "end": round(float(track.timestamps[e]) + 1.0 / track.fps, 3),
+                     "score": float(p)} for s, e, p in zip(starts, ends, clip_scores)],
+          "thumbnails": [track.frames_224[min(length - 1, s + span // 2)] for s in starts]}
     return out
 
   def score_records(self, files: Sequence[str]) -> dict[FaceKey, dict]:
@@ -100,13 +117,13 @@ class InconsistencyDetector:
     ds = self.scorer.dataset(list(serialized))
     return list(self.scorer.score_batches(ds.as_numpy_iterator()))
 
-  def score_tracks(self, video_path: str, tracks: Sequence) -> dict[int, dict]:
+  def score_tracks(self, tracks: Sequence, serialized: Sequence[bytes]) -> dict[int, dict]:
     """track index -> inconsistency_jax.explain.window_report (status, score, windows, flagged
     windows, matrices) plus `window_faces`: the flagged windows' sampled faces."""
     from inconsistency_jax import explain
     by_index = {int(t.track_index): t for t in tracks}
     out = {}
-    for item in self._scored(explain.serialize_tracks(video_path, tracks)):
+    for item in self._scored(serialized):
       index = int(item.meta["track"])
       track = by_index[index]
       report = explain.window_report(item, np.asarray(track.timestamps),
@@ -131,6 +148,17 @@ class InconsistencyDetector:
   def _scored_files(self, files):
     ds = self.scorer.dataset(list(files))
     return self.scorer.score_batches(ds.as_numpy_iterator())
+
+
+def serialize_tracks(video_path: str, video_id: str, tracks: Sequence) -> list[bytes]:
+  """One video's tracks as the records data.prepare writes (both detectors read these)."""
+  from data import constants
+  from data import prepare
+  from data.datasets import base
+  record = base.VideoRecord(video_path=str(video_path), label=constants.REAL, video_id=video_id,
+                            dataset="detect", split="", category="unknown",
+                            has_audio=any(t.has_audio for t in tracks))
+  return prepare.track_records(record, list(tracks))
 
 
 def _optional(value) -> Optional[float]:

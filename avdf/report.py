@@ -87,6 +87,13 @@ def matrices_figure(face: Mapping):
   return fig
 
 
+def _strip(faces: np.ndarray, size: int = 112) -> np.ndarray:
+  """The sampled faces of one window side by side, each `size` pixels square."""
+  import cv2
+  return np.concatenate([cv2.resize(np.asarray(f), (size, size), interpolation=cv2.INTER_AREA)
+                         for f in faces], axis=1)
+
+
 def face_section(face: Mapping, media: Mapping) -> tuple[str, str]:
   k = face["face"]
   rows = [("fused fake probability", _fmt(face["probability"])),
@@ -116,8 +123,7 @@ def face_section(face: Mapping, media: Mapping) -> tuple[str, str]:
     for i in flagged:
       w = face["windows"][i]
       strip = media.get("window_faces", {}).get(i)
-      image = "" if strip is None else report_html.img(
-          np.concatenate(list(strip), axis=1), alt=f"window {i} faces")
+      image = "" if strip is None else report_html.img(_strip(strip), alt=f"window {i} faces")
       cross = "" if w["cross"] is None else f", audio-video {w['cross']:.3f}"
       window_parts.append(f"<p>Window {i}, {w['start']:.2f}-{w['end']:.2f} s: identity "
                           f"{w['intra']:.3f}{cross}<br>{image}</p>")
@@ -195,14 +201,16 @@ def render_index(entries: Sequence[Mapping], title: str = "Deepfake detection re
     name = html.escape(e["video_id"])
     link = (f"<a href='{html.escape(e['report'], quote=True)}'>{name}</a>"
             if e.get("report") else name)
-    status = e["status"] if e["status"] == "ok" else f"{e['status']}: {e.get('reason') or ''}"
+    status = e["status"] if e["status"] == "ok" else f"{e['status']} ({e.get('reason') or ''})"
     body.append("<tr>" + cell(link, e["video_id"])
                 + cell(_fmt(e.get("probability")), _num(e.get("probability")))
                 + cell(html.escape(e.get("verdict") or ""))
                 + cell(_fmt(e.get("fakeout_max")), _num(e.get("fakeout_max")))
                 + cell(_fmt(e.get("inconsistency_max")), _num(e.get("inconsistency_max")))
                 + cell(str(e.get("faces", 0)), e.get("faces", 0))
-                + cell(html.escape(status)) + "</tr>")
+                + cell(html.escape(status)
+                       + (f"<br><span class='small'>{html.escape(e['message'])}</span>"
+                          if e.get("message") else ""), e["status"]) + "</tr>")
   table = (f"<table id='results'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
            "</tbody></table>")
   page = report_html.page(title, [("", table)], subtitle=subtitle)
