@@ -36,13 +36,11 @@ import pathlib
 import sys
 from typing import Optional, Sequence
 
+from data.cli_errors import UserError
+
 log = logging.getLogger(__name__)
 
 SUBCOMMANDS = ("calibrate", "evaluate")
-
-
-class UsageError(Exception):
-  """A user mistake: printed as one line, exit status 2."""
 
 
 # ----------------------------------------------------------------------------------- parsers
@@ -131,10 +129,10 @@ def load_detectors(args, top_k: int = 3):
   """(FakeOut or None, inconsistency or None) from the flags; at least one is required."""
   from avdf import detectors
   if not args.fakeout and not args.inconsistency:
-    raise UsageError("give --fakeout CKPT and/or --inconsistency WORKDIR (both for fusion)")
+    raise UserError("give --fakeout CKPT and/or --inconsistency WORKDIR (both for fusion)")
   for flag, path in (("--fakeout", args.fakeout), ("--inconsistency", args.inconsistency)):
     if path and not pathlib.Path(path).exists():
-      raise UsageError(f"{flag} {path}: no such file or folder")
+      raise UserError(f"{flag} {path}: no such file or folder")
   fakeout = inconsistency = None
   if args.fakeout:
     fakeout = detectors.FakeOutDetector(args.fakeout, args.fakeout_config)
@@ -162,10 +160,10 @@ def read_scores(path: str) -> list[dict]:
     with open(path, newline="") as f:
       rows = list(csv.DictReader(f))
   except FileNotFoundError:
-    raise UsageError(f"--scores {path}: no such file") from None
+    raise UserError(f"--scores {path}: no such file") from None
   if not rows or any(c not in rows[0] for c in SCORE_COLUMNS):
-    raise UsageError(f"--scores {path} is not a scores.csv of calibrate/evaluate (columns "
-                     f"{', '.join(SCORE_COLUMNS)})")
+    raise UserError(f"--scores {path} is not a scores.csv of calibrate/evaluate (columns "
+                    f"{', '.join(SCORE_COLUMNS)})")
   number = lambda v: float(v) if v not in ("", None) else None
   return [{**r, "track": int(r["track"]), "label": int(r["label"]),
            "has_audio": int(r["has_audio"]), "fakeout": number(r["fakeout"]),
@@ -178,14 +176,14 @@ def scored_rows(args) -> tuple[list[dict], str]:
   from data import records
   if args.scores:
     if args.records:
-      raise UsageError("give --records or --scores, not both")
+      raise UserError("give --records or --scores, not both")
     return read_scores(args.scores), args.scores
   if not args.records:
-    raise UsageError("give --records SHARDS (a labelled record set) or --scores CSV")
+    raise UserError("give --records SHARDS (a labelled record set) or --scores CSV")
   try:
     files = records.list_shards(args.records)
   except FileNotFoundError as e:
-    raise UsageError(f"--records: {e}") from None
+    raise UserError(f"--records: {e}") from None
   fakeout, inconsistency = load_detectors(args)
   return (detectors.score_record_sets(files, fakeout, inconsistency),
           detectors.describe_files(files))
@@ -204,10 +202,11 @@ def _features(rows: Sequence[dict]) -> list[dict]:
 
 def run_calibrate(argv) -> int:
   from avdf import calibration
+  from data import cli_errors
   args = calibrate_parser().parse_args(argv)
   _setup_logs(args.verbose)
+  out = cli_errors.writable_file(args.out)
   rows, source = scored_rows(args)
-  out = pathlib.Path(args.out)
   write_scores(out.with_name(out.stem + "_scores.csv"), rows)
   fitted = calibration.fit(
       _features(rows), method=args.method, threshold=args.threshold,
@@ -224,10 +223,11 @@ def run_calibrate(argv) -> int:
 
 
 def run_evaluate(argv) -> int:
+  import json
   from avdf import calibration
   from avdf import evaluation
+  from data import cli_errors
   from data import report
-  import json
   args = evaluate_parser().parse_args(argv)
   _setup_logs(args.verbose)
   cal = calibration.Calibration.load(args.calibration)
@@ -237,9 +237,9 @@ def run_evaluate(argv) -> int:
     try:
       groups = inconsistency_evaluate.read_groups(args.ground_truth, args.ground_truth_column)
     except (OSError, ValueError) as e:
-      raise UsageError(f"--ground-truth: {e}") from None
+      raise UserError(f"--ground-truth: {e}") from None
+  out = cli_errors.writable_dir(args.out)
   rows, source = scored_rows(args)
-  out = pathlib.Path(args.out)
   write_scores(out / "scores.csv", rows)
   result = evaluation.evaluate(rows, cal, groups)
   videos = result.pop("video_rows")
@@ -264,22 +264,23 @@ def run_evaluate(argv) -> int:
 def run_detect(argv) -> int:
   from avdf import batch
   from avdf import calibration
+  from data import cli_errors
   from data.facetrack import pipeline
   args = detect_parser().parse_args(argv)
   _setup_logs(args.verbose)
-  out = pathlib.Path(args.out)
+  out = cli_errors.writable_dir(args.out)
   try:
     jobs = batch.find_jobs(args.inputs, out)
   except batch.InputError as e:
-    raise UsageError(str(e)) from None
+    raise UserError(str(e)) from None
   cal = calibration.Calibration.load(args.calibration) if args.calibration else None
   if args.max_faces is not None and args.max_faces < 1:
-    raise UsageError(f"--max-faces must be >= 1, got {args.max_faces}")
+    raise UserError(f"--max-faces must be >= 1, got {args.max_faces}")
   options = pipeline.TrackerOptions(
       people_count=args.people_count, **({"max_faces": args.max_faces} if args.max_faces else {}))
   workers = args.workers if args.workers is not None else 1
   if workers < 0:
-    raise UsageError(f"--workers must be >= 0, got {workers}")
+    raise UserError(f"--workers must be >= 0, got {workers}")
   fakeout, inconsistency = load_detectors(args, top_k=args.top_k)
   if cal is None:
     log.warning("no --calibration: raw scores only, no probability and no verdict")
@@ -312,20 +313,18 @@ def _setup_logs(verbose: bool) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+  """Exit status (data.cli_errors): 0 done, 1 some videos got no result, 2 a usage or input
+  error (one line on stderr), 3 a bug (with its traceback)."""
   from avdf import calibration
+  from data import cli_errors
   from data import protocols
   argv = list(sys.argv[1:] if argv is None else argv)
   command = run_detect
   if argv and argv[0] in SUBCOMMANDS:
     command = {"calibrate": run_calibrate, "evaluate": run_evaluate}[argv.pop(0)]
-  try:
-    return command(argv)
-  except (UsageError, calibration.CalibrationError, protocols.EvaluationError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  except _checkpoint_errors() as e:
-    print(f"error: cannot load a checkpoint: {e}", file=sys.stderr)
-    return 2
+  verbose = any(a in ("-v", "--verbose") for a in argv)
+  return cli_errors.handle(lambda: command(argv), verbose=verbose, user_errors=(
+      calibration.CalibrationError, protocols.EvaluationError, *_checkpoint_errors()))
 
 
 def _checkpoint_errors() -> tuple:
