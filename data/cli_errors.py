@@ -159,12 +159,26 @@ def command(main: Optional[Callable] = None, *,
 # ---------------------------------------------------------------------------------- paths
 
 
-def writable_dir(path: str | os.PathLike, flag: str = "--out") -> pathlib.Path:
-  """Creates `path` if needed and proves it writable (a probe file), or raises UserError."""
+def writable_dir(path: str | os.PathLike, flag: str = "--out",
+                 create: bool = True) -> pathlib.Path:
+  """Creates `path` if needed and proves it writable (a probe file), or raises UserError.
+
+  With ``create=False`` a missing `path` is not made; its nearest existing parent must be a
+  writable folder (commands that write nothing until their input has been checked).
+  """
   path = pathlib.Path(path)
   if path.exists() and not path.is_dir():
     raise UserError(f"{flag} {path} is a file, not a folder",
                     "give a folder (it is created when missing)")
+  if not create and not path.exists():
+    parent = path.absolute().parent
+    while not parent.exists():
+      parent = parent.parent
+    if not parent.is_dir():
+      raise UserError(f"{flag} {path} cannot be created: {parent} is a file",
+                      "give a folder path whose parents are folders")
+    _probe(parent, f"{flag} {path}")
+    return path
   try:
     path.mkdir(parents=True, exist_ok=True)
   except (FileExistsError, NotADirectoryError):
@@ -173,13 +187,17 @@ def writable_dir(path: str | os.PathLike, flag: str = "--out") -> pathlib.Path:
   except OSError as e:
     raise UserError(f"{flag} {path} cannot be created ({e.strerror})",
                     "give a folder you can write to") from None
+  _probe(path, f"{flag} {path}")
+  return path
+
+
+def _probe(folder: pathlib.Path, what: str) -> None:
   try:
-    with tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-"):
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
       pass
   except OSError as e:
-    raise UserError(f"{flag} {path} is not writable ({e.strerror})",
+    raise UserError(f"{what} is not writable ({folder}: {e.strerror})",
                     "give a folder you can write to") from None
-  return path
 
 
 def writable_file(path: str | os.PathLike, flag: str = "--out") -> pathlib.Path:

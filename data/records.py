@@ -441,6 +441,117 @@ def validate_shards(files: Sequence[str]) -> list[str]:
 def read_tracks(files: str | Sequence[str]) -> Iterator[Mapping[str, np.ndarray]]:
   """Eagerly iterates parsed records as numpy dicts (tools, tests, evaluation of one video)."""
   import tensorflow as tf
+# ----------------------------------------------------------------------------------------------
+# The one reader path: which records of a record set can be read, honouring skip_corrupt_records
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardCheck:
+  """One shard read through once: `readable` records before the first unreadable byte."""
+  path: str
+  readable: int
+  problem: Optional[str] = None      # names the file and the record; None when sound
+  expected: Optional[int] = None     # the record count data.prepare journaled, when known
+
+  @property
+  def skipped(self) -> int:
+    """Records lost to the problem: exact with a journal, else at least the unreadable one."""
+    if self.problem is None:
+      return 0
+    if self.expected is not None:
+      return max(self.expected - self.readable, 0)
+    return 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadableRecords:
+  """What a pass over a record set reads: per shard, its first `counts[i]` records."""
+  files: tuple
+  counts: tuple
+  skipped: tuple  # ShardChecks with a problem (empty unless skip_corrupt)
+
+  @property
+  def records_skipped(self) -> int:
+    return sum(c.skipped for c in self.skipped)
+
+  def report(self) -> dict:
+    """For logs, metrics and summaries."""
+    return {"records_skipped": self.records_skipped,
+            "corrupt_shards": [c.problem for c in self.skipped]}
+
+  def dataset(self, order: Optional[Sequence[int]] = None, cycle_length: int = 1):
+    """Serialized records: shards in `order`, interleaved `cycle_length` at a time."""
+    import tensorflow as tf
+    order = range(len(self.files)) if order is None else order
+    files = [self.files[i] for i in order]
+    counts = [self.counts[i] for i in order]
+    if not files:
+      return tf.data.Dataset.from_tensor_slices(tf.constant([], tf.string))
+    pairs = tf.data.Dataset.from_tensor_slices((files, tf.constant(counts, tf.int64)))
+    return pairs.interleave(lambda f, n: tf.data.TFRecordDataset(f).take(n),
+                            cycle_length=max(1, min(cycle_length, len(files))), block_length=1)
+
+
+_CHECKS: dict = {}
+
+
+def check_shard(path: str) -> ShardCheck:
+  """Reads a shard once (every checksum); cached per process by path, size and mtime."""
+  import tensorflow as tf
+  stat = tf.io.gfile.stat(str(path))
+  key = (str(path), int(stat.length), int(stat.mtime_nsec))
+  if key not in _CHECKS:
+    count, problem = 0, None
+    try:
+      for _ in tf.data.TFRecordDataset(str(path)):
+        count += 1
+    except tf.errors.OpError as e:
+      problem = (f"{path}: record {count} is unreadable ({count} records before it read fine; "
+                 f"{e.message.splitlines()[0]})")
+    _CHECKS[key] = ShardCheck(str(path), count, problem, journaled_count(path))
+  return _CHECKS[key]
+
+
+def journaled_count(path: str | pathlib.Path) -> Optional[int]:
+  """The record count data.prepare's journal (``.shards.jsonl`` beside the shard) gives."""
+  import json
+  path = pathlib.Path(path)
+  journal = path.parent / ".shards.jsonl"
+  count = None
+  if journal.is_file():
+    for line in journal.read_text().splitlines():
+      try:
+        entry = json.loads(line)
+      except json.JSONDecodeError:
+        continue
+      if (isinstance(entry, dict) and entry.get("status") == "ok" and "records" in entry
+              and pathlib.Path(str(entry.get("path", ""))).name == path.name):
+        count = int(entry["records"])
+  return count
+
+
+def readable_records(files: Sequence[str], *, skip_corrupt: bool,
+                     what: str = "records") -> ReadableRecords:
+  """Checks every shard once; corrupt ones raise RecordError, or with `skip_corrupt` are read
+  up to their first unreadable record (logged as warnings, counted in the result's report).
+
+  Every pass over records (label counting, training, validation, evaluation) of both detectors
+  goes through here, so a corrupt shard gets the same answer everywhere.
+  """
+  checks = [check_shard(f) for f in files]
+  bad = [c for c in checks if c.problem]
+  if bad and not skip_corrupt:
+    more = f" (and {len(bad) - 1} more corrupt shard(s))" if len(bad) > 1 else ""
+    raise RecordError(f"{what}: {bad[0].problem}{more}; re-run data.prepare for it, or set "
+                      "skip_corrupt_records=True to read up to the corrupt record (the skipped "
+                      "records are counted and reported)")
+  for check in bad:
+    log.warning("%s: skipping %s%d record(s): %s", what,
+                "" if check.expected is not None else "at least ", check.skipped, check.problem)
+  return ReadableRecords(tuple(c.path for c in checks), tuple(c.readable for c in checks),
+                         tuple(bad))
+
+
   files = list_shards(files)
   dataset = tf.data.TFRecordDataset(files).map(parse_track)
   try:

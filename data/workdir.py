@@ -67,10 +67,20 @@ class Workdir:
                best_mode: str = "max", write_config: bool = True):
     """`write_config=False` opens a run only to read its checkpoints (evaluation)."""
     self.path = pathlib.Path(path).absolute()
-    self.path.mkdir(parents=True, exist_ok=True)
+    if self.path.exists() and not self.path.is_dir():
+      raise WorkdirError(f"--workdir {self.path} is a file, not a folder")
     self.is_writer = jax.process_index() == 0
+    self._pending_config: Optional[dict] = None
     if write_config:
       self._check_config(config, force)
+      try:
+        self.path.mkdir(parents=True, exist_ok=True)
+      except OSError as e:
+        raise WorkdirError(f"--workdir {self.path} cannot be created ({e.strerror})") from None
+    elif not (self.path / "checkpoints").is_dir():
+      raise WorkdirError(f"{self.path} holds no checkpoints (is it a training workdir?)")
+    if self.is_writer:
+      remove_stale_checkpoint_temporaries(self.path)
     self.best_metric = best_metric
     latest_options = ocp.CheckpointManagerOptions(max_to_keep=keep_latest, create=True,
                                                   enable_async_checkpointing=False)
@@ -89,19 +99,35 @@ class Workdir:
   # -- config ------------------------------------------------------------------------------------
 
   def _check_config(self, config: ml_collections.ConfigDict, force: bool) -> None:
+    """Refuses another run's workdir; --force never crosses detectors and writes config.json
+    only once the existing checkpoint was restored with the new config (see restore/save)."""
     path = self.path / "config.json"
     current = _comparable(config.to_dict())
     if path.exists():
       previous = _comparable(json.loads(path.read_text()))
       has_checkpoints = any((self.path / "checkpoints").glob("*/*"))
-      if previous != current and has_checkpoints and not force:
-        changed = sorted(_diff_keys(previous, current))
+      if has_checkpoints and _kind(previous) != _kind(current):
         raise WorkdirError(
-            f"{self.path} holds checkpoints of a run with another config (differs in: "
-            f"{', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}). Use a new "
-            "--workdir, or pass --force to train on top of them.")
+            f"{self.path} holds checkpoints of a {_kind(previous) or 'different'} detector run"
+            f", not a {_kind(current) or 'this'} one; --force cannot reuse it: use a new "
+            "--workdir")
+      if previous != current and has_checkpoints:
+        if not force:
+          changed = sorted(_diff_keys(previous, current))
+          raise WorkdirError(
+              f"{self.path} holds checkpoints of a run with another config (differs in: "
+              f"{', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}). Use a new "
+              "--workdir, or pass --force to train on top of them.")
+        self._pending_config = config.to_dict()
+        return
     if self.is_writer:
-      path.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str))
+      self.path.mkdir(parents=True, exist_ok=True)
+      _write_json(path, config.to_dict())
+
+  def _commit_config(self) -> None:
+    if self._pending_config is not None and self.is_writer:
+      _write_json(self.path / "config.json", self._pending_config)
+    self._pending_config = None
 
   # -- checkpoints -------------------------------------------------------------------------------
 
@@ -111,6 +137,7 @@ class Workdir:
   def save(self, step: int, state: Any, extra: Optional[Mapping[str, Any]] = None,
            metrics: Optional[Mapping[str, float]] = None) -> None:
     """Saves `state` (a pytree of host arrays) and JSON `extra` (e.g. the data position)."""
+    self._commit_config()
     args = ocp.args.Composite(state=ocp.args.StandardSave(state),
                               extra=ocp.args.JsonSave(dict(extra or {})))
     self.latest.save(step, args=args, force=True)
@@ -129,8 +156,18 @@ class Workdir:
         step if step is not None else manager.best_step())
     if step is None:
       raise WorkdirError(f"no '{which}' checkpoint in {self.path}")
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state), extra=ocp.args.JsonRestore()))
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state), extra=ocp.args.JsonRestore()))
+    except (ValueError, TypeError, KeyError) as e:  # orbax / tree mismatch: shapes, keys
+      raise WorkdirError(
+          f"the '{which}' checkpoint (step {step}) in {self.path} does not fit this config: "
+          f"{_short(e)}") from None
+    mismatch = shape_mismatch(abstract_state, restored["state"])
+    if mismatch:
+      raise WorkdirError(f"the '{which}' checkpoint (step {step}) in {self.path} does not fit "
+                         f"this config: {mismatch}")
+    self._commit_config()
     return restored["state"], dict(restored["extra"] or {})
 
   # -- metrics -----------------------------------------------------------------------------------
@@ -159,6 +196,59 @@ class Workdir:
       self._metrics_file.close()
     if self._summary_writer is not None:
       self._summary_writer.close()
+
+
+# Model keys only one detector's configs have: FakeOut's TSM-ResNet, the inconsistency detector.
+_DETECTOR_MODEL_KEYS = {"fakeout": "width_mult", "inconsistency": "window_seconds"}
+
+
+def _kind(config: Mapping) -> Optional[str]:
+  """Which detector a (saved) config trains, from the model keys only it has."""
+  model = config.get("model", {}) or {}
+  found = [name for name, key in _DETECTOR_MODEL_KEYS.items() if key in model]
+  return found[0] if len(found) == 1 else None
+
+
+def shape_mismatch(expected: Any, restored: Any) -> Optional[str]:
+  """'<leaf>: checkpoint [8], config [4]' for the first array whose shape differs, else None."""
+  if expected is None:
+    return None
+  want = {jax.tree_util.keystr(k): v for k, v in
+          jax.tree_util.tree_flatten_with_path(expected)[0]}
+  have = {jax.tree_util.keystr(k): v for k, v in
+          jax.tree_util.tree_flatten_with_path(restored)[0]}
+  missing = sorted(set(want) - set(have))
+  if missing:
+    return f"the checkpoint lacks {missing[0]}" + (
+        f" and {len(missing) - 1} more entries" if len(missing) > 1 else "")
+  for key, value in want.items():
+    shape = getattr(value, "shape", None)
+    if shape is not None and tuple(np.shape(have[key])) != tuple(shape):
+      return (f"{key}: checkpoint {list(np.shape(have[key]))}, config {list(shape)}")
+  return None
+
+
+def _write_json(path: pathlib.Path, config: Mapping) -> None:
+  temporary = path.with_suffix(".json.tmp")
+  temporary.write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
+  temporary.replace(path)
+
+
+def _short(error: BaseException, limit: int = 300) -> str:
+  """One line of a library error (orbax and Flax errors can carry whole arrays)."""
+  text = " ".join(str(error).split())
+  return text[:limit] + (" ..." if len(text) > limit else "")
+
+
+def remove_stale_checkpoint_temporaries(path: pathlib.Path) -> int:
+  """Deletes orbax's ``*.orbax-checkpoint-tmp*`` folders a killed save left behind."""
+  import shutil
+  stale = [p for p in (path / "checkpoints").glob("*/*.orbax-checkpoint-tmp*") if p.is_dir()]
+  for folder in stale:
+    shutil.rmtree(folder, ignore_errors=True)
+  if stale:
+    log.info("removed %d unfinished checkpoint folder(s) of an interrupted run", len(stale))
+  return len(stale)
 
 
 def check_finite(step: int, loss: float, workdir: Workdir) -> None:

@@ -272,17 +272,14 @@ class RecordFilter:
 def _records(files: Sequence[str], c, shuffle_seed: Optional[int] = None) -> tf.data.Dataset:
   """Serialized records; with a seed, files in a seeded order and read interleaved (a record
   is a whole track, megabytes, so mixing happens across files rather than in a big buffer)."""
-  files = list(files)
+  # One reader path (data.records.readable_records): a corrupt shard raises RecordError naming
+  # file and record, or with skip_corrupt_records is read up to its first unreadable record.
+  readable = records.readable_records(list(files), skip_corrupt=c.get("skip_corrupt_records",
+                                                                      False))
   if shuffle_seed is None:
-    ds = tf.data.TFRecordDataset(files)
-  else:
-    files = [files[i] for i in np.random.default_rng(shuffle_seed).permutation(len(files))]
-    ds = tf.data.Dataset.from_tensor_slices(files).interleave(
-        tf.data.TFRecordDataset, cycle_length=min(len(files), c.get("interleave_files", 8)),
-        block_length=1, deterministic=True)
-  if c.get("skip_corrupt_records", False):
-    ds = ds.ignore_errors(log_warning=True)
-  return ds
+    return readable.dataset()
+  order = np.random.default_rng(shuffle_seed).permutation(len(readable.files))
+  return readable.dataset(order, cycle_length=c.get("interleave_files", 8))
 
 
 _SELECTION_SPEC = {"label": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
@@ -295,10 +292,11 @@ def _selection_fields(serialized):
   return tf.io.parse_single_sequence_example(serialized, context_features=_SELECTION_SPEC)[0]
 
 
-def count_labels(files: Sequence[str], record_filter: RecordFilter = RecordFilter()
-                 ) -> dict[int, int]:
+def count_labels(files: Sequence[str], record_filter: RecordFilter = RecordFilter(),
+                 skip_corrupt: bool = False) -> dict[int, int]:
   """Number of tracks per label after filtering (reads only the context of each record)."""
-  ds = tf.data.TFRecordDataset(list(files)).map(
+  readable = records.readable_records(list(files), skip_corrupt=skip_corrupt)
+  ds = readable.dataset().map(
       _selection_fields, num_parallel_calls=tf.data.AUTOTUNE).filter(
           record_filter.keep).map(lambda r: r["label"])
   labels = np.fromiter(ds.as_numpy_iterator(), np.int64)
@@ -404,7 +402,7 @@ def iterate(ds: tf.data.Dataset, num_devices: int) -> Iterator[dict]:
       return
     except tf.errors.DataLossError as e:
       raise records.RecordError(
-          f"corrupt training data ({e.message.splitlines()[0]}); run "
-          "data.records.validate_shards on the shards to locate it, or set "
-          "input.skip_corrupt_records=True to skip and count such records") from None
+          f"a shard changed while it was read ({e.message.splitlines()[0]}); run "
+          "data.records.validate_shards on the shards to locate it") from None
     yield shard_for_devices(batch, num_devices)
+      # Shards are checked before reading (data.records.readable_records): one changed since.

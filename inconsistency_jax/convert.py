@@ -19,6 +19,7 @@ import pickle
 import sys
 from typing import Optional, Sequence
 
+from data import cli_errors
 from data import logs
 from inconsistency_jax import checkpoints
 from inconsistency_jax.models import iresnet
@@ -57,18 +58,17 @@ def _report(conversion: checkpoints.Conversion, quiet: bool) -> None:
         f"(by prefix {dict(groups)}; by leaf {dict(kinds.most_common(3))})")
 
 
+# A checkpoint that cannot be read or does not fit the architecture is an input error (exit 2).
+@cli_errors.command(user_errors=(ValueError, FileNotFoundError, pickle.UnpicklingError))
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = _parse(argv)
   logs.setup()
   use_torch = {"auto": None, "yes": True, "no": False}[args.torch]
-  try:
-    if args.adaface:
-      conversion = checkpoints.convert_adaface(args.adaface, args.arch, use_torch=use_torch)
-    else:
-      conversion = checkpoints.convert_whisper(args.whisper, use_torch=use_torch)
-  except (ValueError, FileNotFoundError, pickle.UnpicklingError) as error:
-    print(f"error: {error}", file=sys.stderr)
-    return 1
+  cli_errors.writable_dir(args.out, create=False)
+  if args.adaface:
+    conversion = checkpoints.convert_adaface(args.adaface, args.arch, use_torch=use_torch)
+  else:
+    conversion = checkpoints.convert_whisper(args.whisper, use_torch=use_torch)
   _report(conversion, args.quiet)
   out = checkpoints.save(args.out, conversion)
   info = {key: value for key, value in conversion.info.items() if key != "source"}

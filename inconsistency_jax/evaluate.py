@@ -260,18 +260,36 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
   names = list(sets) if sets else list(config.data.test.keys())
   unknown = [n for n in names if n not in config.data.test]
   if unknown:
-    raise ValueError(f"unknown test set(s) {unknown}; config.data.test has "
-                     f"{sorted(config.data.test.keys())}")
+    from data import cli_errors
+    raise cli_errors.UserError(f"unknown test set(s) {unknown}; config.data.test has "
+                               f"{sorted(config.data.test.keys())}")
   scores = {name: score_set(scorer, config, name, out_dir) for name in names}
   summary = {"workdir": str(workdir), "checkpoint": checkpoint or config.eval.checkpoint,
              "sets": {n: {"tracks": len(r), "too_short": sum(x["status"] != "ok" for x in r),
                           "no_audio": sum(not x["has_audio"] for x in r)}
                       for n, r in scores.items()}}
+  # Reaching here with corrupt shards means input.skip_corrupt_records allowed it (otherwise
+  # scoring refused with the file and record): every table then says what it lacks.
+  skipped = 0
+  if config.input.get("skip_corrupt_records", False):
+    for name in names:
+      report = scorer.records_skipped(inference.record_set(config, config.data.test[name]))
+      summary["sets"][name].update(report)
+      skipped += report["records_skipped"]
+      if report["corrupt_shards"]:
+        log.warning("%s: %d corrupt record(s) skipped: %s", name, report["records_skipped"],
+                    "; ".join(report["corrupt_shards"]))
+  corrupt = sum(len(summary["sets"][n].get("corrupt_shards", [])) for n in names)
+  summary["records_skipped"] = skipped
   writer = jax.process_index() == 0
   c = config.eval
 
   def publish(name: str, table, numbers) -> None:
     summary[name] = numbers
+    if corrupt:
+      table.note = (f"{table.note} " if table.note else "") + (
+          f"Scored without {skipped} corrupt record(s) in {corrupt} shard(s) (skipped with "
+          "input.skip_corrupt_records; see summary.json).")
     if writer:
       table.save(out_dir, name)
       log.info("\n%s", table.markdown())
@@ -353,8 +371,11 @@ def _define_flags() -> None:
 
 
 def cli():
-  """Console-script entry point."""
-  workdir_lib.run_absl_cli(main, _define_flags)
+  """Console-script entry point (errors and exit codes: data.cli_errors)."""
+  from data import records
+  workdir_lib.run_absl_cli(main, _define_flags, user_errors={
+      records.RecordError: 2, inference.CheckpointNotFoundError: 2,
+      inference.CheckpointMismatchError: 2, protocols.EvaluationError: 2})
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from data import cli_errors
 from data import constants
 from data import report as report_html
 from inconsistency_jax import inference
@@ -280,18 +281,18 @@ def parse_args(argv=None) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
+@cli_errors.command(user_errors={
+    ExplainError: cli_errors.EXIT_USAGE, inference.CheckpointNotFoundError: cli_errors.EXIT_USAGE,
+    inference.CheckpointMismatchError: cli_errors.EXIT_USAGE})
 def main(argv=None) -> int:
   from data import logs
   args = parse_args(argv)
   logs.setup(args.verbose)
-  video = pathlib.Path(args.video)
+  video = cli_errors.existing(args.video, "VIDEO", "file")
   out = pathlib.Path(args.out) if args.out else video.with_name(video.stem + "_explain")
-  try:
-    summary = explain_video(str(video), args.checkpoint, out, which=args.which,
-                            top_k=args.top_k, threshold=args.threshold)
-  except (ExplainError, inference.CheckpointNotFoundError, FileNotFoundError) as e:
-    log.error("%s", e)
-    return 1
+  cli_errors.writable_dir(out)  # before loading, tracking and scoring
+  summary = explain_video(str(video), args.checkpoint, out, which=args.which,
+                          top_k=args.top_k, threshold=args.threshold)
   s = summary["score"]
   log.info("score %.3f (identity %.3f, audio-video %s) on track %d; report: %s",
            s["total"], s["intra"], "n/a" if s["cross"] is None else f"{s['cross']:.3f}",

@@ -29,6 +29,7 @@ import orbax.checkpoint as ocp
 
 from data import constants
 from data import protocols
+from data import records
 from inconsistency_jax import audio_features
 from inconsistency_jax import input_pipeline
 from inconsistency_jax import scoring
@@ -41,6 +42,10 @@ _META_KEYS = ("video_id", "dataset", "split", "category", "method", "identity")
 
 class CheckpointNotFoundError(FileNotFoundError):
   pass
+
+
+class CheckpointMismatchError(ValueError):
+  """A checkpoint that does not fit the config it is used with (names both)."""
 
 
 def record_set(config: ml_collections.ConfigDict, path: str) -> str:
@@ -58,7 +63,32 @@ def load_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
     raise CheckpointNotFoundError(
         f"{workdir} is not a training workdir of python -m inconsistency_jax.train (no "
         "config.json); pass the --workdir a training run wrote")
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
+  config = ml_collections.ConfigDict(json.loads(path.read_text()))
+  if "window_seconds" not in config.get("model", {}):
+    raise CheckpointMismatchError(
+        f"{workdir} is not an inconsistency detector's workdir ({path} has no "
+        "model.window_seconds; a FakeOut run?); use the command of the detector that trained it")
+  return config
+
+
+def check_variables(config: ml_collections.ConfigDict, variables: dict, where: str) -> None:
+  """Raises CheckpointMismatchError unless `variables` have the shapes config.model builds."""
+  from data import workdir as workdir_lib
+  model = detector.build_detector(config.model)
+  spec = input_pipeline.WindowSpec.from_model_config(config.model)
+  dims = detector.whisper_dims(config.model.audio)
+  faces = jax.ShapeDtypeStruct((1, spec.frames_per_window, spec.face_size, spec.face_size, 3),
+                               np.uint8)
+  mel = jax.ShapeDtypeStruct((1, spec.audio_samples // audio_features.HOP_LENGTH, dims.n_mels),
+                             np.float32)
+  key = jax.random.PRNGKey(0)
+  expected = jax.eval_shape(functools.partial(model.init, train=False),
+                            {"params": key, "dropout": key}, faces, mel)
+  expected = {k: expected[k] for k in ("params", "batch_stats") if k in expected}
+  mismatch = workdir_lib.shape_mismatch(expected, {k: variables.get(k, {}) for k in expected})
+  if mismatch:
+    raise CheckpointMismatchError(f"the checkpoint {where} does not fit its config's model: "
+                                  f"{mismatch}")
 
 
 def load_variables(workdir: str | pathlib.Path, which: str = "latest",
@@ -129,13 +159,20 @@ class Scorer:
     config = config if config is not None else load_config(workdir)
     which = which or config.eval.get("checkpoint", "latest")
     variables, step = load_variables(workdir, which)
+    check_variables(config, variables, f"'{which}' step {step} of {workdir}")
     log.info("scoring with %s checkpoint step %d of %s", which, step, workdir)
     return cls(config, variables)
 
   def dataset(self, source, host_index: int = 0, host_count: int = 1):
-    return input_pipeline.score_dataset(source, self.spec, num_windows=self.num_windows,
-                                        batch_size=self.batch_size, host_index=host_index,
-                                        host_count=host_count)
+    return input_pipeline.score_dataset(
+        source, self.spec, num_windows=self.num_windows, batch_size=self.batch_size,
+        host_index=host_index, host_count=host_count,
+        skip_corrupt=bool(self.config.input.get("skip_corrupt_records", False)))
+
+  def records_skipped(self, source) -> dict:
+    """Corrupt records this host's share of shard files loses (after a skipping pass)."""
+    files = sorted(records.list_shards(source))[jax.process_index()::jax.process_count()]
+    return records.readable_records(files, skip_corrupt=True).report()
 
   def score_batches(self, batches: Iterable[dict], keep_embeddings: bool = False
                     ) -> Iterator[ScoredTrack]:

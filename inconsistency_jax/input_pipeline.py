@@ -77,6 +77,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.require_audio = True     # training tracks need audio (the cross-modal loss)
   c.exclude_identities = ml_collections.config_dict.placeholder(str)
   c.prefetch = 2
+  # A corrupt shard stops every pass (training index, validation, scoring) with an error naming
+  # the file and record; True reads each shard up to its first unreadable record instead, and
+  # the skipped records are counted in the log, metrics.jsonl and the evaluation summary.
+  c.skip_corrupt_records = False
   return c
 
 
@@ -201,19 +205,21 @@ def _index_one(serialized):
           "num_faces_112": tf.shape(sequence["image_112/encoded"])[0]}
 
 
-def index_file(path: str) -> list[TrackEntry]:
-  """Every record of one shard: its byte offset (from the record sizes) and its metadata.
+def index_file(path: str, skip_corrupt: bool = False) -> list[TrackEntry]:
+  """Every readable record of one shard: its byte offset (from the record sizes) and metadata.
 
-  Reads the shard once through tf.data, so record checksums are verified on the way.
+  The shard is checked first (data.records.readable_records): a corrupt one raises RecordError
+  naming file and record, or with `skip_corrupt` is indexed up to its first unreadable record.
   """
   entries, offset = [], 0
-  dataset = tf.data.TFRecordDataset([path]).map(_index_one, num_parallel_calls=tf.data.AUTOTUNE)
+  readable = records.readable_records([path], skip_corrupt=skip_corrupt)
+  dataset = readable.dataset().map(_index_one, num_parallel_calls=tf.data.AUTOTUNE)
   try:
     for position, row in enumerate(dataset.as_numpy_iterator()):
-      if row["schema_version"] != records.SCHEMA_VERSION:
+      if row["schema_version"] not in records.READABLE_VERSIONS:
         raise records.SchemaVersionError(
             f"{path}: record {position} has schema version {row['schema_version']}, this code "
-            f"reads {records.SCHEMA_VERSION}; re-run python -m data.prepare")
+            f"reads {records.READABLE_VERSIONS}; re-run python -m data.prepare")
       if row["num_faces_112"] != row["num_frames"]:
         raise InputError(f"{path}: record {position} (video {row['video/id'].decode()}) holds "
                          f"{row['num_faces_112']} 112x112 faces for {row['num_frames']} frames; "
@@ -231,19 +237,20 @@ def index_file(path: str) -> list[TrackEntry]:
   return entries
 
 
-def index_tracks(files: Sequence[str], cache_dir: Optional[str] = None) -> list[TrackEntry]:
+def index_tracks(files: Sequence[str], cache_dir: Optional[str] = None,
+                 skip_corrupt: bool = False) -> list[TrackEntry]:
   """:func:`index_file` over shards, with an optional JSON cache per shard (keyed by its path,
   size and modification time) so that a resumed run does not read the data twice."""
   out = []
   for path in files:
     cache = _cache_path(path, cache_dir) if cache_dir else None
     stamp = _file_stamp(path)
-    if cache is not None and cache.is_file():
+    if cache is not None and cache.is_file() and not skip_corrupt:
       cached = json.loads(cache.read_text())
       if cached.get("stamp") == stamp and cached.get("version") == _INDEX_VERSION:
         out += [TrackEntry(**e) for e in cached["entries"]]
         continue
-    entries = index_file(path)
+    entries = index_file(path, skip_corrupt=skip_corrupt)
     if cache is not None:
       cache.parent.mkdir(parents=True, exist_ok=True)
       partial = cache.with_suffix(".partial")
@@ -487,11 +494,13 @@ def score_example(record, spec: WindowSpec, num_windows: int):
 
 
 def score_dataset(source, spec: WindowSpec, *, num_windows: int, batch_size: int,
-                  host_index: int = 0, host_count: int = 1) -> tf.data.Dataset:
+                  host_index: int = 0, host_count: int = 1,
+                  skip_corrupt: bool = False) -> tf.data.Dataset:
   """Every track once, in fixed-size batches; the last one padded (``mask`` 0).
 
   ``source``: shard files (each host reads ``host_index::host_count`` of them) or a list of
-  serialized records (single-video commands; not split over hosts).
+  serialized records (single-video commands; not split over hosts). A corrupt shard raises
+  RecordError naming file and record, or with `skip_corrupt` is read up to the corrupt record.
   """
   if isinstance(source, (list, tuple)) and source and isinstance(source[0], bytes):
     ds = tf.data.Dataset.from_tensor_slices(list(source))
@@ -499,7 +508,8 @@ def score_dataset(source, spec: WindowSpec, *, num_windows: int, batch_size: int
     files = sorted(records.list_shards(source))
     if len(files) < host_count:
       raise InputError(f"{len(files)} shard files cannot be split over {host_count} hosts")
-    ds = tf.data.TFRecordDataset(files[host_index::host_count])
+    ds = records.readable_records(files[host_index::host_count],
+                                  skip_corrupt=skip_corrupt).dataset()
   ds = ds.map(lambda r: {**score_example(records.parse_track(r), spec, num_windows),
                          "mask": tf.constant(True)},
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -26,12 +26,12 @@ import collections
 import dataclasses
 import json
 import logging
-import pathlib
 import sys
 from typing import Sequence
 
 import numpy as np
 
+from data import cli_errors
 from data import constants
 from data import protocols
 from data import records
@@ -210,20 +210,18 @@ def parse_args(argv=None) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
+@cli_errors.command(user_errors=(protocols.EvaluationError, FileNotFoundError,
+                                 records.RecordError))
 def main(argv=None) -> int:
   from data import logs
   args = parse_args(argv)
   logs.setup()
   wanted = [c for c in args.fake_categories.split(",") if c]
-  try:
-    results = run_study(records.list_shards(args.records), clip_frames=args.clip_frames,
-                        train_fraction=args.train_fraction, epochs=args.epochs,
-                        batch_size=args.batch_size, learning_rate=args.learning_rate,
-                        seed=args.seed, fake_categories=wanted or None)
-  except (protocols.EvaluationError, FileNotFoundError) as e:
-    log.error("%s", e)
-    return 1
-  out = pathlib.Path(args.out)
+  out = cli_errors.writable_dir(args.out)
+  results = run_study(records.list_shards(args.records), clip_frames=args.clip_frames,
+                      train_fraction=args.train_fraction, epochs=args.epochs,
+                      batch_size=args.batch_size, learning_rate=args.learning_rate,
+                      seed=args.seed, fake_categories=wanted or None)
   rendered = table(results)
   rendered.save(out, "table1")
   (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")

@@ -159,7 +159,9 @@ def make_sampler(config, spec, record_path: str, *, seed: int, cache_dir: Option
   if len(files) < hosts:
     raise input_pipeline.InputError(f"{what}: {len(files)} shard files cannot be split over "
                                     f"{hosts} hosts; prepare at least as many shards as hosts")
-  entries = input_pipeline.index_tracks(files[host::hosts], cache_dir=cache_dir)
+  entries = input_pipeline.index_tracks(
+      files[host::hosts], cache_dir=cache_dir,
+      skip_corrupt=bool(config.input.get("skip_corrupt_records", False)))
   owned = input_pipeline.owned_identities([e.identity for e in entries], host)
   entries = [e for e in entries if e.identity in owned]
   excluded = (input_pipeline.read_exclusions(config.input.exclude_identities)
@@ -175,6 +177,13 @@ def make_sampler(config, spec, record_path: str, *, seed: int, cache_dir: Option
       flip_prob=config.input.flip_prob if what == "training" else 0.0,
       require_audio=config.input.require_audio, excluded=excluded,
       where=f"{what} records {record_path!r} on host {host}")
+
+
+def records_skipped(config, record_path: str) -> int:
+  """Records this host skips in a record set (corrupt shards, input.skip_corrupt_records)."""
+  files = records.list_shards(inference.record_set(config, record_path))
+  hosts, host = jax.process_count(), jax.process_index()
+  return records.readable_records(files[host::hosts], skip_corrupt=True).records_skipped
 
 
 def device_batches(ds):
@@ -242,6 +251,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                  cache_dir=cache_dir, what="validation")
     except (input_pipeline.InputError, FileNotFoundError) as e:
       log.warning("no validation: %s", e)
+  if config.input.get("skip_corrupt_records", False):
+    skipped = {"records_skipped_training": records_skipped(config, config.data.train)}
+    if val_sampler is not None:
+      skipped["records_skipped_validation"] = records_skipped(config, config.data.val)
+    if any(skipped.values()):
+      log.warning("corrupt records skipped (input.skip_corrupt_records): %s", skipped)
+    work.write_metrics(0, skipped, prefix="input/")
 
   state = create_train_state(config, model, spec, jax.random.PRNGKey(config.train.seed))
   start_step = 0
@@ -331,8 +347,10 @@ def _define_flags() -> None:
 
 
 def cli():
-  """Console-script entry point."""
-  workdir_lib.run_absl_cli(main, _define_flags)
+  """Console-script entry point (errors and exit codes: data.cli_errors)."""
+  workdir_lib.run_absl_cli(main, _define_flags, user_errors={
+      records.RecordError: 2, input_pipeline.InputError: 2, checkpoints.CheckpointMismatchError: 2,
+      inference.CheckpointNotFoundError: 2, inference.CheckpointMismatchError: 2})
 
 
 if __name__ == "__main__":

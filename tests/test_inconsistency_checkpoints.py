@@ -155,7 +155,7 @@ def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path, function, args):
   assert not marker.exists()
   # The CLI reports it as an error, no traceback.
   assert convert.main(["--adaface", str(path), "--arch", "ir_18", "--out",
-                       str(tmp_path / "out"), "--torch", "no"]) == 1
+                       str(tmp_path / "out"), "--torch", "no"]) == 2
   assert not marker.exists()
 
 
@@ -218,7 +218,7 @@ def test_convert_cli_and_orbax_round_trip(tmp_path, capsys):
 def test_convert_cli_wrong_depth_exits_with_the_key_report(tmp_path, capsys):
   code = convert.main(["--adaface", str(FIXTURES / "cvlface_ir50_reduced.safetensors"),
                        "--arch", "ir_18", "--out", str(tmp_path / "x")])
-  assert code == 1
+  assert code == 2  # an input error (data.cli_errors)
   error = capsys.readouterr().err
   assert "24 residual units, which is ir_50" in error
   assert "body.3.shortcut_layer.0.weight" in error  # IR-50 has a shortcut conv where IR-18 not

@@ -69,8 +69,12 @@ def test_a_video_too_short_for_two_windows_is_refused_with_a_report(scorer, tmp_
 
 
 def test_command_line_says_what_is_missing(tmp_path, capsys):
-  assert explain.main([str(tmp_path / "v.mp4"), "--checkpoint", str(tmp_path / "nothing")]) == 1
+  video = tmp_path / "v.mp4"
+  video.write_bytes(b"")
+  assert explain.main([str(video), "--checkpoint", str(tmp_path / "nothing")]) == 2
   assert "not a training workdir" in capsys.readouterr().err
+  assert explain.main([str(tmp_path / "missing.mp4"), "--checkpoint", str(tmp_path)]) == 2
+  assert "missing.mp4 does not exist" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -40,7 +40,11 @@ def test_another_config_is_refused_unless_forced(tmp_path):
   run.close()
   with pytest.raises(wd.WorkdirError, match=r"another config \(differs in: lr\).*--force"):
     wd.Workdir(tmp_path, _config(lr=1.0))
-  wd.Workdir(tmp_path, _config(lr=1.0), force=True).close()
+  forced = wd.Workdir(tmp_path, _config(lr=1.0), force=True)
+  # Nothing is written until the old checkpoint has been restored with the new config.
+  assert json.loads((tmp_path / "config.json").read_text())["lr"] == 1e-3
+  forced.restore({"w": np.zeros(2, np.float32)})
+  forced.close()
   assert json.loads((tmp_path / "config.json").read_text())["lr"] == 1.0
 
 
