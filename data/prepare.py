@@ -141,13 +141,15 @@ def _track_audio(record: datasets_base.VideoRecord, track) -> Optional[np.ndarra
 
 
 def source_audio_codec(path, audio: Optional[np.ndarray]) -> dict:
-  """Records v2's audio/codec, audio/frame_size and audio/tail for a track whose audio is the
-  first `len(audio)` samples of `path`'s audio: the tail is what the source decodes after them,
-  up to the end of that codec frame (the released FakeOut wav of the track holds it)."""
+  """Records v2's audio/codec, audio/frame_size, audio/tail and audio/pcm_scale for a track
+  whose audio is the first `len(audio)` samples of `path`'s audio: the tail is what the source
+  decodes after them, up to the end of that codec frame (the released FakeOut wav of the track
+  holds it), and the PCM goes on that wav's 16-bit grid."""
   if audio is None:
     return {}
-  codec, frame_size = video.audio_codec(path)
-  fields = {"audio_codec": codec, "audio_frame_size": frame_size}
+  codec, frame_size, channels = video.audio_codec(path)
+  fields = {"audio_codec": codec, "audio_frame_size": frame_size,
+            "audio_pcm_scale": records.released_pcm_scale(channels)}
   length = len(audio)
   end = -(-length // frame_size) * frame_size if frame_size else length
   if end > length:

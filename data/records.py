@@ -32,6 +32,10 @@ audio/frame_size            int64    samples per codec frame of that stream (AAC
 audio/tail_pcm_s16le        bytes    the source's decoded samples after the track's end, up
                                      to the end of the codec frame holding the track's last
                                      sample (v2): what an ffmpeg wav of the track also holds
+audio/pcm_scale             float    the PCM's full scale: sample = value / pcm_scale (v2;
+                                     v1: 32767). data.prepare uses the grid of the first
+                                     channel of ``ffmpeg -ac 2 -f wav``: 32768 / sqrt(2) for a
+                                     mono source (the up-mix), 32768 for stereo
 ==========================  =======  ======================================================
 
 Feature lists (one entry per frame, all of equal length):
@@ -56,7 +60,10 @@ Why version 2 records the codec, its frame size and the tail: the released FakeO
 places its audio windows over the wav that ``ffmpeg -i track.mp4 -ac 2 -f wav`` writes, and for
 AAC that wav holds whole 1024-sample frames (a 6.0 s track: 265216 samples, not 264600);
 ``fakeout_jax.input_pipeline`` rebuilds that wav length (``eval_audio_alignment='released'``).
-The track name tells which tracks the released builder scored with silence (``@partN``).
+The track name tells which tracks the released builder scored with silence (``@partN``). The
+PCM scale puts the stored samples on the wav's 16-bit grid: the two quantisations would
+otherwise differ by noise about 96 dB below full scale, which moves log-mel cells near the 80 dB
+floor by up to 1 dB and the released-mode logits by 2e-4 of their scale.
 """
 from __future__ import annotations
 
@@ -82,6 +89,9 @@ READABLE_VERSIONS = (1, 2)
 NUM_LANDMARKS = 478
 LANDMARK_DIMS = 3
 JPEG_QUALITY = 95
+PCM_SCALE = 32767.0   # full scale of schema v1's PCM (and the default)
+# ffmpeg's mono -> stereo up-mix gain (1/sqrt(2), as float32: its rematrix runs in float).
+FFMPEG_UPMIX_GAIN = float(np.float32(0.5 ** 0.5))
 # Suffix of shards being written (ShardWriter); never read as shards, removed when stale.
 PARTIAL_SUFFIX = ".partial"
 
@@ -135,6 +145,7 @@ class TrackArrays:
   audio_codec: str = ""                    # the source's audio codec (e.g. "aac")
   audio_frame_size: int = 0                # its samples per frame (AAC 1024; 0 unknown)
   audio_tail: Optional[np.ndarray] = None  # float32 source samples after the track's end
+  audio_pcm_scale: float = PCM_SCALE       # 16-bit grid of the stored PCM (released_pcm_scale)
 
   def validate(self) -> None:
     n = len(self.frames_224)
@@ -179,13 +190,24 @@ def encode_jpeg(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
   return buf.tobytes()
 
 
-def audio_to_pcm16(audio: np.ndarray) -> bytes:
-  return (np.clip(np.asarray(audio, np.float32), -1.0, 1.0) * 32767.0).round().astype(
-      "<i2").tobytes()
+def released_pcm_scale(channels: Optional[int]) -> float:
+  """The 16-bit grid of the first channel of ``ffmpeg -i SOURCE -ac 2 -f wav`` (the released
+  FakeOut's audio): mono is up-mixed at 1/sqrt(2), stereo kept; other layouts are down-mixed
+  (the first channel is then a mix, not reproduced): the v1 grid."""
+  if channels == 1:
+    return float(np.float32(FFMPEG_UPMIX_GAIN) * np.float32(32768.0))
+  return 32768.0 if channels == 2 else PCM_SCALE
 
 
-def pcm16_to_audio(pcm: bytes) -> np.ndarray:
-  return np.frombuffer(pcm, "<i2").astype(np.float32) / 32767.0
+def audio_to_pcm16(audio: np.ndarray, scale: float = PCM_SCALE) -> bytes:
+  """float audio in [-1, 1] -> 16-bit PCM on the grid value = round(audio * scale) (float32
+  arithmetic and clipping as FFmpeg's float -> s16 conversion)."""
+  values = np.rint(np.asarray(audio, np.float32) * np.float32(scale))
+  return np.clip(values, -32768, 32767).astype("<i2").tobytes()
+
+
+def pcm16_to_audio(pcm: bytes, scale: float = PCM_SCALE) -> np.ndarray:
+  return np.frombuffer(pcm, "<i2").astype(np.float32) / np.float32(scale)
 
 
 def serialize_track(arrays: TrackArrays, meta: TrackMetadata,
@@ -215,10 +237,12 @@ def serialize_track(arrays: TrackArrays, meta: TrackMetadata,
       "audio/has_audio": _ints([int(has_audio)]),
       "audio/sample_rate": _ints([constants.SAMPLE_RATE]),
       "audio/start_time": _floats([arrays.audio_start_time]),
-      "audio/pcm_s16le": _bytes([audio_to_pcm16(arrays.audio) if has_audio else b""]),
+      "audio/pcm_s16le": _bytes([audio_to_pcm16(arrays.audio, arrays.audio_pcm_scale)
+                                 if has_audio else b""]),
+      "audio/pcm_scale": _floats([arrays.audio_pcm_scale]),
       "audio/codec": _bytes([arrays.audio_codec.encode() if has_audio else b""]),
       "audio/frame_size": _ints([arrays.audio_frame_size if has_audio else 0]),
-      "audio/tail_pcm_s16le": _bytes([audio_to_pcm16(arrays.audio_tail)
+      "audio/tail_pcm_s16le": _bytes([audio_to_pcm16(arrays.audio_tail, arrays.audio_pcm_scale)
                                       if has_audio and arrays.audio_tail is not None
                                       else b""]),
   }
@@ -266,6 +290,7 @@ def _context_spec():
   spec["schema_version"] = tf.io.FixedLenFeature([], i64, default_value=-1)
   spec["video/fps"] = tf.io.FixedLenFeature([], f32, default_value=0.0)
   spec["audio/start_time"] = tf.io.FixedLenFeature([], f32, default_value=0.0)
+  spec["audio/pcm_scale"] = tf.io.FixedLenFeature([], f32, default_value=PCM_SCALE)
   return spec
 
 
@@ -305,7 +330,7 @@ def parse_track(serialized, check_version: bool = True):
     with tf.control_dependencies([tf.debugging.Assert(readable, [message])]):
       context = {k: tf.identity(v) for k, v in context.items()}
   pcm = lambda key: tf.cast(tf.io.decode_raw(context.pop(key), tf.int16, little_endian=True),
-                            tf.float32) / 32767.0
+                            tf.float32) / context["audio/pcm_scale"]
   audio, tail = pcm("audio/pcm_s16le"), pcm("audio/tail_pcm_s16le")
   return {**context, **sequence, "audio": audio, "audio/tail": tail}
 
@@ -416,31 +441,6 @@ def list_shards(patterns: str | Sequence[str]) -> list[str]:
   return files
 
 
-def validate_shards(files: Sequence[str]) -> list[str]:
-  """Reads every record of every shard; returns one message per problem (empty when sound).
-
-  Used to name the file and record index behind a DataLossError seen during training.
-  """
-  import tensorflow as tf
-  problems = []
-  for path in files:
-    index = -1
-    try:
-      for index, record in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator()):
-        version = tf.train.SequenceExample.FromString(record).context.feature[
-            "schema_version"].int64_list.value
-        if len(version) != 1 or version[0] not in READABLE_VERSIONS:
-          problems.append(f"{path}: record {index} has schema version "
-                          f"{list(version) or 'none'}, expected one of {READABLE_VERSIONS}")
-    except (tf.errors.DataLossError, tf.errors.OpError) as e:
-      problems.append(f"{path}: corrupt or truncated after record {index} "
-                      f"(record {index + 1} unreadable: {e.message.splitlines()[0]})")
-  return problems
-
-
-def read_tracks(files: str | Sequence[str]) -> Iterator[Mapping[str, np.ndarray]]:
-  """Eagerly iterates parsed records as numpy dicts (tools, tests, evaluation of one video)."""
-  import tensorflow as tf
 # ----------------------------------------------------------------------------------------------
 # The one reader path: which records of a record set can be read, honouring skip_corrupt_records
 
@@ -552,6 +552,31 @@ def readable_records(files: Sequence[str], *, skip_corrupt: bool,
                          tuple(bad))
 
 
+def validate_shards(files: Sequence[str]) -> list[str]:
+  """Reads every record of every shard; returns one message per problem (empty when sound).
+
+  Used to name the file and record index behind a DataLossError seen during training.
+  """
+  import tensorflow as tf
+  problems = []
+  for path in files:
+    index = -1
+    try:
+      for index, record in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator()):
+        version = tf.train.SequenceExample.FromString(record).context.feature[
+            "schema_version"].int64_list.value
+        if len(version) != 1 or version[0] not in READABLE_VERSIONS:
+          problems.append(f"{path}: record {index} has schema version "
+                          f"{list(version) or 'none'}, expected one of {READABLE_VERSIONS}")
+    except (tf.errors.DataLossError, tf.errors.OpError) as e:
+      problems.append(f"{path}: corrupt or truncated after record {index} "
+                      f"(record {index + 1} unreadable: {e.message.splitlines()[0]})")
+  return problems
+
+
+def read_tracks(files: str | Sequence[str]) -> Iterator[Mapping[str, np.ndarray]]:
+  """Eagerly iterates parsed records as numpy dicts (tools, tests, evaluation of one video)."""
+  import tensorflow as tf
   files = list_shards(files)
   dataset = tf.data.TFRecordDataset(files).map(parse_track)
   try:

@@ -416,6 +416,21 @@ def _audio_chunks(path, sample_rate, start, end, chunk_seconds, video_start):
     yield np.concatenate(pending)
 
 
+def audio_codec(path) -> tuple[str, int, int]:
+  """(codec name, samples per codec frame, channels) of the first audio stream; ('', 0, 0)
+  without audio.
+
+  The frame size is the decoder's (AAC: 1024), 0 when the codec has no fixed frame size.
+  Records keep them: the released FakeOut evaluation works on the ffmpeg wav of a track, which
+  for AAC runs to the end of the last codec frame, and whose 16-bit grid depends on the channels.
+  """
+  with _open(path) as container:
+    if not container.streams.audio:
+      return "", 0, 0
+    context = container.streams.audio[0].codec_context
+    return context.name, int(context.frame_size or 0), int(context.channels or 0)
+
+
 def read_audio(path, *, sample_rate: int = constants.SAMPLE_RATE, start: float = 0.0,
                end: Optional[float] = None) -> Optional[np.ndarray]:
   """The whole standardised audio span as mono float32 [n] (first channel), or None."""

@@ -13,6 +13,14 @@ What the released FakeOut code does, and this pipeline reproduces by default:
   is all N windows of a track together, and the audio windows are placed with their own
   ``linspace`` over the audio (stride 1), NOT aligned with the video clips
   (``eval_audio_alignment='released'``); ``'aligned'`` cuts each audio window at its clip's start.
+  The audio the released windows are placed over is the wav ``ffmpeg -ac 2 -f wav`` writes for
+  the track file: for AAC, whole 1024-sample codec frames (the track's samples, then the
+  decoded tail of its last frame, which v2 records carry), so a 6.0 s track spans 265216
+  samples, not 264600 (:func:`released_audio`).
+* Multi-face tracks: the released test builder looks a track's wav up under the video's name
+  with ``@partN`` cut off, while its data preparation names each wav after the track file, so
+  every ``@partN`` track is scored with the silent dummy audio. ``multi_face_audio='released'``
+  (default) reproduces that; ``'own'`` gives every track its video's audio.
   ``eval_audio_shift_seconds`` moves every evaluation audio window by a fixed time, wrapping
   around the track's audio (the audio-shift study of the paper's Fig. 13).
 * A track without audio gets an all-zero spectrogram (the released "dummy audio": zeros in, zeros
@@ -43,6 +51,9 @@ from data import constants, records
 
 log = logging.getLogger(__name__)
 
+# Audio codecs whose ffmpeg-decoded wav holds whole codec frames (the end padding of the last
+# frame is kept; measured with FFmpeg 5.1 by tools/make_fakeout_release_fixtures.py).
+WHOLE_FRAME_CODECS = ("aac",)
 # The released code's audio window: the samples spanned by 32 frames at 29 fps.
 AUDIO_WINDOW = int(constants.SAMPLE_RATE / constants.FPS * 32)
 STFT_LENGTH, STFT_STEP = 2048, 256
@@ -62,6 +73,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.train_clip_start = "random"        # 'random' (paper) | 'start' (released code)
   c.eval_num_clips = 5
   c.eval_audio_alignment = "released"  # 'released' (own linspace) | 'aligned' (clip start)
+  # 'released': @partN tracks (multi-face videos) get the silent spectrogram, as in the released
+  # evaluation behind the published numbers; 'own': every track gets its video's audio.
+  c.multi_face_audio = "released"
   # Fig. 13: shift every evaluation audio window by this many seconds (positive: the audio
   # comes from later in the track than its video), circularly within the track's audio.
   c.eval_audio_shift_seconds = 0.0
@@ -156,16 +170,53 @@ def _audio_offset_at(record, frame_index):
   return tf.maximum(0, tf.cast(tf.round(time * constants.SAMPLE_RATE), tf.int32))
 
 
-def _spectrograms(record, starts, c):
-  """[N, 183, mel, 1] for the windows at `starts`, or zeros when the track has no audio."""
+def released_audio(record):
+  """The first channel of the wav the released code extracts (``ffmpeg -i track -ac 2 -f wav``).
+
+  For a whole-frame codec (AAC) the wav runs to the end of the codec frame holding the track's
+  last sample: the track's samples, then the source's decoded tail (``audio/tail``, v2 records),
+  then zeros where the source had no more. Other codecs and v1 records: the track's samples.
+  (ffmpeg's up-mix scales a mono track by 0.707; the per-tensor dB reference cancels it.)
+  """
+  audio = record["audio"]
+  length = tf.shape(audio)[0]
+  frame = tf.cast(record.get("audio/frame_size", 0), tf.int32)
+  codec = record.get("audio/codec", "")
+  whole_frames = tf.logical_and(frame > 0, tf.reduce_any(
+      tf.equal(codec, list(WHOLE_FRAME_CODECS))))
+  released_length = tf.where(whole_frames, -(-length // tf.maximum(frame, 1)) * frame, length)
+  tail = record.get("audio/tail", tf.zeros([0], tf.float32))
+  return tf.concat([audio, tail, tf.zeros([released_length], tf.float32)],
+                   0)[:released_length]
+
+
+def released_silent_track(record):
+  """True for a track the released builder scores with its dummy (silent) audio.
+
+  Its builder looks the wav up under ``name.split('.')[0].split('@')[0].split('#')[0]`` while
+  data_preparation names every wav after the track file: any name with ``@`` or ``#`` before
+  its first ``.`` (the face tracker's ``<id>@partN``) misses. v1 records carry no track name:
+  a track of a video with several tracks is taken as an ``@partN`` one.
+  """
+  name = record.get("track/name", tf.constant(""))
+  by_name = tf.strings.regex_full_match(name, r"[^.]*[@#].*")
+  by_count = tf.logical_and(tf.equal(name, ""), record["track/num_tracks"] > 1)
+  return tf.logical_or(by_name, by_count)
+
+
+def _spectrograms(record, starts, c, audio=None, silent=None):
+  """[N, 183, mel, 1] for the windows at `starts` of `audio` (default: the record's), or zeros
+  when the track has no audio or `silent` is true."""
   n = tf.shape(starts)[0]
   frames = num_spectrogram_frames(c.audio_window)
+  audio = record["audio"] if audio is None else audio
 
   def real():
-    return log_mel_spectrogram(_audio_windows(record["audio"], starts, c.audio_window),
-                               c.num_mel_bins)
+    return log_mel_spectrogram(_audio_windows(audio, starts, c.audio_window), c.num_mel_bins)
 
-  has_audio = tf.logical_and(record["audio/has_audio"] > 0, tf.size(record["audio"]) > 0)
+  has_audio = tf.logical_and(record["audio/has_audio"] > 0, tf.size(audio) > 0)
+  if silent is not None:
+    has_audio = tf.logical_and(has_audio, tf.logical_not(silent))
   spec = tf.cond(has_audio, real, lambda: tf.zeros([n, frames, c.num_mel_bins]))
   return tf.ensure_shape(spec, [None, frames, c.num_mel_bins])[..., None]
 
@@ -210,8 +261,10 @@ def eval_example(record, c: ml_collections.ConfigDict):
       "method": record["method"], "has_audio": tf.cast(record["audio/has_audio"], tf.int32),
   }
   if c.use_audio:
+    audio = record["audio"]
     if c.eval_audio_alignment == "released":
-      audio_starts = linspace_starts(tf.shape(record["audio"])[0], c.audio_window, n)
+      audio = released_audio(record)
+      audio_starts = linspace_starts(tf.shape(audio)[0], c.audio_window, n)
     elif c.eval_audio_alignment == "aligned":
       audio_starts = _audio_offset_at(record, starts)
     else:
@@ -221,7 +274,12 @@ def eval_example(record, c: ml_collections.ConfigDict):
     shift = int(round(c.get("eval_audio_shift_seconds", 0.0) * constants.SAMPLE_RATE))
     if shift:  # _audio_windows loops the waveform, so a shift past either end wraps around
       audio_starts = audio_starts + shift
-    out["audio"] = _spectrograms(record, audio_starts, c)
+    # .get: as above, for configs saved before the option existed.
+    multi_face = c.get("multi_face_audio", "released")
+    if multi_face not in ("released", "own"):
+      raise ValueError(f"multi_face_audio must be 'released' or 'own', got {multi_face!r}")
+    silent = released_silent_track(record) if multi_face == "released" else None
+    out["audio"] = _spectrograms(record, audio_starts, c, audio=audio, silent=silent)
   return out
 
 
@@ -325,6 +383,8 @@ def train_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_s
     seed, epoch: every random draw is a stateless function of (seed, epoch, example index).
     start_index: examples of this epoch already consumed (resume); skipped before decoding.
     record_filter: which tracks to use (FF++ protocols).
+    ``c.clips_per_track`` (optional, default 1): K > 1 yields K clips of each track in a row,
+    each at its own random start (pre-training batches with other times of the same video).
     label_counts: per-label track counts of this host's filtered files (computed when None).
   """
   files = _host_files(files, host)
@@ -355,6 +415,10 @@ def train_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_s
                                                reshuffle_each_iteration=False)
   else:
     raise ValueError(f"oversample must be 'balance' or 'none', got {c.oversample!r}")
+  clips = int(c.get("clips_per_track", 1))
+  if clips > 1:  # consecutive clips of one track (pre-training: negatives from the same video)
+    ds = ds.flat_map(lambda r: tf.data.Dataset.from_tensors(r).repeat(clips))
+    total *= clips
   steps = total // batch_size
   ds = ds.take(steps * batch_size).enumerate().skip(start_index)
   example_seed = lambda i: tf.stack([tf.cast(epoch_seed % (2**31), tf.int64), i])
@@ -401,8 +465,8 @@ def iterate(ds: tf.data.Dataset, num_devices: int) -> Iterator[dict]:
     except StopIteration:
       return
     except tf.errors.DataLossError as e:
+      # Shards are checked before reading (data.records.readable_records): one changed since.
       raise records.RecordError(
           f"a shard changed while it was read ({e.message.splitlines()[0]}); run "
           "data.records.validate_shards on the shards to locate it") from None
     yield shard_for_devices(batch, num_devices)
-      # Shards are checked before reading (data.records.readable_records): one changed since.

@@ -56,10 +56,10 @@ def test_other_schema_version_is_refused(tmp_path, monkeypatch):
   monkeypatch.setattr(records, "SCHEMA_VERSION", 99)
   with records.ShardWriter(tmp_path / "old.tfrecord") as writer:
     writer.write(records.serialize_track(_track(n=2), _meta()))
-  monkeypatch.setattr(records, "SCHEMA_VERSION", 1)
-  with pytest.raises(records.SchemaVersionError, match=r"version 99 .*reads version 1"):
+  monkeypatch.setattr(records, "SCHEMA_VERSION", 2)
+  with pytest.raises(records.SchemaVersionError, match=r"version 99 .*reads versions 1 and 2"):
     list(records.read_tracks(tmp_path))
-  assert "schema version [99], expected 1" in records.validate_shards(
+  assert "schema version [99], expected one of (1, 2)" in records.validate_shards(
       [str(tmp_path / "old.tfrecord")])[0]
 
 
