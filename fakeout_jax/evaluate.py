@@ -45,7 +45,9 @@ from typing import Optional, Sequence
 
 import ml_collections
 
+from data import cli_errors
 from data import protocols
+from data import records
 from data import report
 from data import workdir as workdir_lib
 from fakeout_jax import checkpoints
@@ -76,20 +78,37 @@ def evaluate(config: ml_collections.ConfigDict, checkpoint: str, out: Optional[s
                                       groups="category" if grouped else None)
   plot_av_cosine(videos_by_set, out_dir / "av_cosine.png")
   table = results_table(config, results)
+  skipped = skipped_records(config, files)
+  total = sum(s["records_skipped"] for s in skipped.values())
+  if any(s["corrupt_shards"] for s in skipped.values()):
+    table.note = (f"Scored without {total} corrupt record(s) (skipped with "
+                  "input.skip_corrupt_records): " + "; ".join(
+                      f"{name}: {s['records_skipped']}" for name, s in skipped.items()
+                      if s["corrupt_shards"]) + ". See metrics.json.")
+    log.warning("%s", table.note)
   table.save(out_dir, "results")
   cells = scoring.paper_cells(config, results)
   scoring.write_json(out_dir / "metrics.json", {
       "checkpoint": str(checkpoint), "config": config.get("name", ""), "results": results,
-      "failed": failed, "paper_cells": cells})
+      "failed": failed, "paper_cells": cells, "records_skipped": total,
+      "skipped": skipped})
   print(table.markdown())
   raise_failures(failed)
   return results
 
 
+def skipped_records(config, files: dict) -> dict:
+  """Per test set, the corrupt records the evaluation skipped (only with
+  input.skip_corrupt_records; without it a corrupt shard stops the evaluation, naming it)."""
+  if not config.input.get("skip_corrupt_records", False):
+    return {}
+  return {name: records.readable_records(set_files, skip_corrupt=True).report()
+          for name, set_files in files.items()}
+
+
 def output_dir(checkpoint: str, out: Optional[str]) -> pathlib.Path:
   out_dir = pathlib.Path(out or pathlib.Path(checkpoint).with_suffix("") / "eval")
-  out_dir.mkdir(parents=True, exist_ok=True)
-  return out_dir
+  return cli_errors.writable_dir(out_dir)  # before any scoring
 
 
 def raise_failures(failed: dict) -> None:
@@ -142,6 +161,7 @@ def run(config, checkpoint: str, out: Optional[str] = None, which: str = "best",
   out_dir = output_dir(checkpoint, out)
   if audio_shifts:
     studies.check_audio_model(config)
+  state.check_model_config(config, checkpoint)  # before any record is decoded
   scorer = scoring.Scorer(config, checkpoint, which)
   summaries = {}
   if num_clips:
@@ -171,13 +191,8 @@ def main(argv) -> None:
   except ValueError as e:
     log.error("--num-clips takes integers and --audio-shifts seconds, comma-separated: %s", e)
     sys.exit(2)
-  try:
-    run(FLAGS.config, FLAGS.checkpoint, FLAGS.out, FLAGS.which, num_clips=num_clips,
-        audio_shifts=audio_shifts, with_umap=FLAGS.umap)
-  except (state.ConfigError, protocols.EvaluationError, FileNotFoundError,
-          checkpoints.CheckpointError, workdir_lib.WorkdirError) as e:
-    log.error("%s", e)
-    sys.exit(1)
+  run(FLAGS.config, FLAGS.checkpoint, FLAGS.out, FLAGS.which, num_clips=num_clips,
+      audio_shifts=audio_shifts, with_umap=FLAGS.umap)
 
 
 def _define_flags():
@@ -196,8 +211,11 @@ def _define_flags():
 
 
 def cli():
-  """Console-script entry point."""
-  workdir_lib.run_absl_cli(main, _define_flags)
+  """Console-script entry point (errors and exit codes: data.cli_errors). A test set that
+  could not be evaluated exits 1 after the others were written."""
+  workdir_lib.run_absl_cli(main, _define_flags, user_errors={
+      protocols.EvaluationError: 1, state.ConfigError: 2, FileNotFoundError: 2,
+      checkpoints.CheckpointError: 2, records.RecordError: 2})
 
 
 if __name__ == "__main__":

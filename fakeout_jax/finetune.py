@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import sys
 import time
 from typing import Optional
 
@@ -101,8 +100,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   local = jax.local_device_count()
   per_host = config.train.batch_size // jax.process_count()
   train_filter = input_pipeline.RecordFilter.from_config(config.data.train)
-  counts = input_pipeline.count_labels(input_pipeline._host_files(files["train"], host),
-                                       train_filter)
+  skip_corrupt = bool(config.input.get("skip_corrupt_records", False))
+  host_files = input_pipeline._host_files(files["train"], host)
+  counts = input_pipeline.count_labels(host_files, train_filter, skip_corrupt=skip_corrupt)
+  if skip_corrupt:  # counted once here; training and validation read the same records
+    skipped = records.readable_records(host_files, skip_corrupt=True).records_skipped
+    run.write_metrics(0, {"records_skipped_training": skipped}, prefix="input/")
   steps_per_epoch = input_pipeline.examples_per_epoch(counts, config.input.oversample) // per_host
   if steps_per_epoch == 0:
     raise state_lib.ConfigError(f"{sum(counts.values())} training tracks ({counts}) cannot fill "
@@ -194,12 +197,7 @@ def main(argv) -> None:
   FLAGS = flags.FLAGS
   logs.setup(FLAGS.verbose)
   workdir_lib.initialize_distributed(FLAGS.tpu)
-  try:
-    train_and_evaluate(FLAGS.config, FLAGS.workdir, force=FLAGS.force)
-  except (state_lib.ConfigError, workdir_lib.WorkdirError, workdir_lib.NonFiniteLossError,
-          checkpoints.CheckpointError, records.RecordError) as e:
-    log.error("%s", e)
-    sys.exit(1)
+  train_and_evaluate(FLAGS.config, FLAGS.workdir, force=FLAGS.force)
 
 
 def _define_flags():
@@ -215,8 +213,9 @@ def _define_flags():
 
 
 def cli():
-  """Console-script entry point."""
-  workdir_lib.run_absl_cli(main, _define_flags)
+  """Console-script entry point (errors and exit codes: data.cli_errors)."""
+  workdir_lib.run_absl_cli(main, _define_flags, user_errors={
+      state_lib.ConfigError: 2, checkpoints.CheckpointError: 2, records.RecordError: 2})
 
 
 if __name__ == "__main__":

@@ -4,8 +4,11 @@ r"""Is this video fake, which face, and when? ``python -m fakeout_jax.predict VI
       [--threshold 0.5] [--num-clips N]
 
 CKPT: a finetune workdir (its config.json is used unless --config is given), a folder written by
-``python -m fakeout_jax.convert``, or FakeOut's released pickle (then the default config: the
-released TSM-50x2 V&A model). The video walks the same path as the data sets: face tracking
+``python -m fakeout_jax.convert`` (the default config with the model its conversion.json
+names), or FakeOut's released pickle (then the default config: the released TSM-50x2 V&A
+model). The checkpoint is checked against the config (model keys, variable shapes) before the
+video is decoded; a mismatch is one line naming both (exit 2). The video walks the same path as
+the data sets: face tracking
 (data.facetrack), one record per face track, the evaluation sampler (N clips per track at
 linspace offsets), the model; clip scores -> track score (mean) -> video score (max over tracks).
 
@@ -27,10 +30,13 @@ import jax
 import ml_collections
 import numpy as np
 
+from data import cli_errors
 from data import constants
 from data import records
 from data import report
 from data import video as video_lib
+from data import workdir as workdir_lib
+from fakeout_jax import checkpoints
 from fakeout_jax import input_pipeline
 from fakeout_jax import models
 from fakeout_jax import state
@@ -39,15 +45,25 @@ log = logging.getLogger(__name__)
 
 
 def load_config(checkpoint: str, config_path: Optional[str]) -> ml_collections.ConfigDict:
-  """The run's own config (workdir), a config file, or the released model's default."""
+  """The run's own config (workdir), a config file, or the released model's default with the
+  model a converted checkpoint carries (conversion.json); a config file must agree with the
+  checkpoint's own model (state.ConfigError naming both, before anything is decoded)."""
+  if not pathlib.Path(checkpoint).exists():
+    raise FileNotFoundError(f"--checkpoint {checkpoint} does not exist")
   if config_path:
     from fakeout_jax import configs
-    return configs.load(config_path)
+    config = configs.load(config_path)
+    state.check_model_config(config, checkpoint, f"--config {config_path}")
+    return config
+  carried = state.carried_model_config(checkpoint)
   saved = pathlib.Path(checkpoint) / "config.json"
   if saved.is_file():
     return ml_collections.ConfigDict(json.loads(saved.read_text()))
   from fakeout_jax.configs import default
-  return default.get_config()
+  config = default.get_config()
+  if carried is not None:
+    config.model = ml_collections.ConfigDict(carried)
+  return config
 
 
 def track_examples(tracks, config) -> list[dict]:
@@ -143,6 +159,8 @@ def render_report(result: dict, tracks: list[dict]) -> str:
                      subtitle=f"model {result['model']} from {result['checkpoint']}")
 
 
+@cli_errors.command(user_errors=(FileNotFoundError, state.ConfigError, checkpoints.CheckpointError,
+                                 workdir_lib.WorkdirError))
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(prog="python -m fakeout_jax.predict",
                                    description=__doc__.split("\n\n")[0])
@@ -157,6 +175,8 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   from data import facetrack, logs
   logs.setup(args.verbose)
+  cli_errors.existing(args.video, "VIDEO", "file")
+  cli_errors.writable_dir(args.out)  # before loading, tracking and scoring
   config = load_config(args.checkpoint, args.config)
   if args.num_clips:
     config.input.eval_num_clips = args.num_clips
@@ -168,9 +188,6 @@ def main(argv=None) -> int:
   except video_lib.VideoError as e:
     print(f"error: cannot read {args.video}: {e}", file=sys.stderr)
     return 2
-  except (FileNotFoundError, state.ConfigError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
   print(f"{result['verdict']}: score {result['score']:.3f} (threshold {result['threshold']}), "
         f"face {result['deciding_track'] + 1} of {len(result['tracks'])}; report in "
         f"{pathlib.Path(args.out) / pathlib.Path(args.video).stem}.html")

@@ -214,6 +214,59 @@ def abstract_train_state(config, model) -> TrainState:
       config, model, None, 1, fresh_variables(config, model, jax.random.PRNGKey(0))))
 
 
+def carried_model_config(checkpoint: str) -> Optional[dict]:
+  """The model config a checkpoint carries: a workdir's config.json, a converted folder's
+  conversion.json (None for a pickle). Refuses the inconsistency detector's workdirs."""
+  import json  # pylint: disable=import-outside-toplevel
+  path = pathlib.Path(checkpoint)
+  if (path / "config.json").is_file():
+    model = json.loads((path / "config.json").read_text()).get("model", {})
+    if "width_mult" not in model:
+      raise ConfigError(f"{path} is not a FakeOut workdir (its config.json has no "
+                        "model.width_mult; an inconsistency detector run?): use "
+                        "inconsistency_jax's commands for it")
+    return model
+  if path.is_dir():
+    return checkpoints.read_metadata(path).get("model_config")
+  return None
+
+
+def check_model_config(config: ml_collections.ConfigDict, checkpoint: str,
+                       source: str = "--config") -> None:
+  """ConfigError naming both when `config.model` differs from the checkpoint's own model."""
+  import json  # pylint: disable=import-outside-toplevel
+  carried = carried_model_config(checkpoint)
+  if carried is None:
+    return
+  ours = json.loads(json.dumps(config.model.to_dict(), default=str))
+  shared = {k: carried[k] for k in carried if k in ours}
+  changed = sorted(workdir_lib._diff_keys(shared, {k: ours[k] for k in shared}))  # noqa: SLF001
+  if changed:
+    key = changed[0]
+
+    def value(tree):
+      for part in key.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+      return tree
+    raise ConfigError(
+        f"{checkpoint} holds a model with model.{key}={value(carried)!r}, but {source} asks for "
+        f"model.{key}={value(ours)!r}" + (f" ({len(changed)} keys differ)" if len(changed) > 1
+                                          else "") +
+        "; drop --config to use the checkpoint's own model config, or pass a matching one")
+
+
+def check_variables(config: ml_collections.ConfigDict, variables: dict, where: str) -> None:
+  """ConfigError unless `variables` have the shapes `config.model` builds (before any input
+  is decoded: a mismatch otherwise surfaces as a Flax shape error deep in the first batch)."""
+  model = models.create_model(config.model)
+  expected = jax.eval_shape(lambda: fresh_variables(config, model, jax.random.PRNGKey(0)))
+  expected = {k: expected[k] for k in ("params", "batch_stats") if k in expected}
+  mismatch = workdir_lib.shape_mismatch(expected, {k: variables.get(k, {}) for k in expected})
+  if mismatch:
+    raise ConfigError(f"the checkpoint {where} does not fit the config's model "
+                      f"({config.model.get('backbone', config.get('name', ''))}): {mismatch}")
+
+
 def load_variables(config: ml_collections.ConfigDict, checkpoint: str,
                    which: str = "best") -> dict:
   """{'params', 'batch_stats'} from a finetune workdir, a converted folder or a pickle."""
@@ -235,7 +288,9 @@ def load_variables(config: ml_collections.ConfigDict, checkpoint: str,
     run.close()
     return {"params": state.params, "batch_stats": state.batch_stats}
   if checkpoints.has_variables(path):
-    return checkpoints.restore_variables(path)
+    variables = checkpoints.restore_variables(path)
+    check_variables(config, variables, str(path))
+    return variables
   raise FileNotFoundError(f"{path} is neither a FakeOut pickle, a finetune workdir nor a folder "
                           "written by `python -m fakeout_jax.convert`")
 
