@@ -87,7 +87,7 @@ def _os_error_message(error: OSError) -> str:
   return f"{name}: {error.strerror}" if name and error.strerror else shorten(str(error))
 
 
-def _verbose_requested(argv: Optional[Sequence[str]]) -> bool:
+def verbose_requested(argv: Optional[Sequence[str]]) -> bool:
   argv = sys.argv[1:] if argv is None else argv
   return (any(a in ("-v", "--verbose", "--verbose=true", "--verbose=True") for a in argv)
           or os.environ.get("AVDF_VERBOSE", "") not in ("", "0"))
@@ -150,7 +150,7 @@ def command(main: Optional[Callable] = None, *,
   def decorate(function):
     @functools.wraps(function)
     def wrapped(argv: Optional[Sequence[str]] = None) -> int:
-      return handle(lambda: function(argv), verbose=_verbose_requested(argv),
+      return handle(lambda: function(argv), verbose=verbose_requested(argv),
                     user_errors=user_errors)
     return wrapped
   return decorate(main) if main is not None else decorate

@@ -300,7 +300,7 @@ def run_absl_cli(main, define_flags, user_errors: Mapping[type, int] = {}) -> No
   def parse(argv):
     remaining = []
     code = cli_errors.handle(lambda: remaining.extend(_parse_flags(argv)),
-                             verbose=cli_errors._verbose_requested(argv[1:]))
+                             verbose=cli_errors.verbose_requested(argv[1:]))
     if code:
       sys.exit(code)
     return remaining

@@ -228,6 +228,13 @@ def write(tables: dict[str, protocols.Table], cells: dict, out: pathlib.Path) ->
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+  from data import cli_errors
+  return cli_errors.handle(lambda: _main(argv), verbose=cli_errors.verbose_requested(argv),
+                           user_errors=(TablesError,))
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
+  from data import cli_errors
   from data import logs
   parser = argparse.ArgumentParser(prog="python -m fakeout_jax.tables",
                                    description=__doc__.split("\n\n")[0])
@@ -237,6 +244,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument("-v", "--verbose", action="store_true")
   args = parser.parse_args(argv)
   logs.setup(args.verbose)
+  if args.out:
+    cli_errors.writable_dir(args.out)
   cells, failed = collect(args.workdirs)
   tables = build_tables(cells)
   for table in tables.values():

@@ -372,7 +372,7 @@ def read_audio_span(path: base.PathLike, start: float = 0.0, duration: Optional[
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   from data import cli_errors  # pylint: disable=import-outside-toplevel
-  return cli_errors.handle(lambda: _main(argv), verbose=cli_errors._verbose_requested(argv))
+  return cli_errors.handle(lambda: _main(argv), verbose=cli_errors.verbose_requested(argv))
 
 
 def _main(argv: Optional[Sequence[str]]) -> int:
