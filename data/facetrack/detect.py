@@ -9,12 +9,17 @@ full-resolution crops, so this costs no alignment accuracy and saves most of the
 
 Like facenet-pytorch's default (select_largest), boxes are listed largest first: what the
 authors' code calls "the most confident face" is the first box, i.e. the largest.
+
+Two implementations of that detector (`detector`): "keras", the package itself, and "jax", the
+same networks, weights and procedure in JAX (data.facetrack.mtcnn_jax; boxes within 1e-4 px of
+the package's, tested), several times faster on CPU.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
+import sys
 from typing import Optional
 
 import numpy as np
@@ -65,6 +70,52 @@ class FaceDetector:
       order = np.argsort(-(rows[:, 2] * rows[:, 3]), kind="stable")
       out.append(rows[order])
     return out
+
+
+class JaxFaceDetector:
+  """The same detector in JAX (data.facetrack.mtcnn_jax); same output as FaceDetector."""
+
+  def __init__(self, settings: MtcnnSettings = MtcnnSettings(), threads: Optional[int] = None,
+               batch_size: int = 8):
+    if threads and "jax" not in sys.modules:   # XLA reads its thread count at start-up only
+      os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                 " --xla_cpu_multi_thread_eigen=false").strip()
+    from data.facetrack import mtcnn_jax
+    self.settings = settings
+    pnet, rnet, onet = settings.stage_thresholds
+    self._config = mtcnn_jax.MtcnnConfig(
+        min_face_size=settings.min_face_size, scale_factor=settings.scale_factor,
+        threshold_pnet=pnet, threshold_rnet=rnet, threshold_onet=onet)
+    self._mtcnn = mtcnn_jax.shared(batch_size)
+
+  def detect_raw(self, images: list) -> list:
+    """Per image float64 [n, 15]: x1, y1, x2, y2, confidence, 5 landmark x, 5 landmark y."""
+    return self._mtcnn.detect(images, self._config) if len(images) else []
+
+  def detect(self, images: list) -> list:
+    """Boxes per image: float64 [n, 5] rows (x, y, width, height, confidence), largest first,
+    rounded to whole pixels as the package's JSON output."""
+    out = []
+    for rows in self.detect_raw(images):
+      boxes = np.round(np.stack([rows[:, 0], rows[:, 1], rows[:, 2] - rows[:, 0],
+                                 rows[:, 3] - rows[:, 1]], axis=1))
+      found = np.concatenate([boxes, rows[:, 4:5]], axis=1).reshape(-1, 5)
+      order = np.argsort(-(found[:, 2] * found[:, 3]), kind="stable")
+      out.append(found[order])
+    return out
+
+
+DETECTORS = ("keras", "jax")
+
+
+def make_detector(kind: str, settings: MtcnnSettings = MtcnnSettings(),
+                  threads: Optional[int] = None, batch_size: int = 8):
+  """The MTCNN implementation named `kind` ("keras": the mtcnn package; "jax": ours)."""
+  if kind == "keras":
+    return FaceDetector(settings, threads=threads)
+  if kind == "jax":
+    return JaxFaceDetector(settings, threads=threads, batch_size=batch_size)
+  raise ValueError(f"detector must be one of {DETECTORS}, got {kind!r}")
 
 
 @dataclasses.dataclass

@@ -150,10 +150,14 @@ class CropTracker:
     self._records = []         # per candidate: store records
     self._keys = []            # per candidate: key points per detected frame
 
-  def process(self, frame_index: int, crop: np.ndarray, origin: tuple) -> None:
-    """Runs FaceMesh on an RGB crop whose top-left corner is `origin` in the source frame."""
+  def process(self, frame_index: int, crop: np.ndarray, origin: tuple) -> list:
+    """Runs FaceMesh on an RGB crop whose top-left corner is `origin` in the source frame.
+
+    Returns the boxes (x1, y1, x2, y2) of the faces found, as fractions of the crop.
+    """
+    found = []
     if crop.size == 0:
-      return
+      return found
     height, width = crop.shape[:2]
     result = self._mesh.process(np.ascontiguousarray(crop))
     for face in result.multi_face_landmarks or ():
@@ -165,6 +169,8 @@ class CropTracker:
       points[:, 0] += origin[0]
       points[:, 1] += origin[1]
       self._assign(frame_index, points, box)
+      found.append(box)
+    return found
 
   def _assign(self, frame_index: int, points: np.ndarray, box: np.ndarray) -> None:
     best, best_iou = None, 0.0

@@ -17,6 +17,7 @@ import logging
 import time
 from typing import Optional
 
+import cv2
 import numpy as np
 
 from data import align
@@ -33,6 +34,12 @@ log = logging.getLogger(__name__)
 # Below this many pixels on the short side no face is large enough for MTCNN (20 px) plus the
 # 1.8x crop margin.
 MIN_FRAME_SIDE = 48
+
+
+SCHEDULES = ("stride", "keyframe")
+# A face whose landmark box comes this close (fraction of the crop) to the crop's border is
+# leaving it (keyframe schedule: detect again).
+CROP_BORDER = 0.02
 
 
 class NoFaceError(video.VideoError):
@@ -59,6 +66,17 @@ class TrackerOptions:
     moving face where it will be two frames later).
   max_seconds: only the first seconds of a video (None: all of it).
   with_112: also produce 112x112 ArcFace-aligned faces.
+  detector: "keras" (the mtcnn package) or "jax" (the same detector in JAX, at parity and
+    faster; data.facetrack.mtcnn_jax).
+  schedule: "stride" (the authors': MTCNN on every `stride`-th frame, FaceMesh on every frame
+    of the crops planned from those boxes) or "keyframe": MTCNN on every
+    `keyframe_interval`-th frame only, FaceMesh tracking in between, and MTCNN again on a frame
+    where FaceMesh loses a face it had (the legacy FaceMesh re-detects by itself when its
+    tracking confidence drops below min_tracking_confidence, so no face means that failed
+    too) or where the face's landmark box touches its crop's border; that detection re-places
+    the crop (follow: until the next keyframe; static: the union grows), at most once every
+    `redetect_gap` frames. Crop plans, tracks, interpolation, smoothing and alignment are the
+    same code in both schedules.
   people_count: "faithful" (the authors' rule; data.prepare's default) or "robust" (counts
     confidently detected faces of any size within 8x of the largest; the single-video
     commands' default), see data.facetrack.crops.
@@ -77,6 +95,10 @@ class TrackerOptions:
   max_seconds: Optional[float] = constants.MAX_SECONDS
   with_112: bool = True
   people_count: str = "faithful"
+  detector: str = "keras"
+  schedule: str = "stride"
+  keyframe_interval: int = 30
+  redetect_gap: int = 5
 
   def __post_init__(self):
     if self.stride < 1:
@@ -85,6 +107,12 @@ class TrackerOptions:
       raise ValueError(f"max_faces must be >= 1, got {self.max_faces}")
     if self.crop_mode not in ("static", "follow"):
       raise ValueError(f"crop_mode must be 'static' or 'follow', got {self.crop_mode!r}")
+    if self.detector not in detect_lib.DETECTORS:
+      raise ValueError(f"detector must be one of {detect_lib.DETECTORS}, got {self.detector!r}")
+    if self.schedule not in SCHEDULES:
+      raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+    if self.keyframe_interval < 1 or self.redetect_gap < 1:
+      raise ValueError("keyframe_interval and redetect_gap must be >= 1")
     if self.people_count not in crops_lib.PEOPLE_COUNTS:
       raise ValueError(f"people_count must be one of {crops_lib.PEOPLE_COUNTS},"
                        f" got {self.people_count!r}")
@@ -130,10 +158,12 @@ class FaceTracker:
     self._threads = threads
 
   @property
-  def detector(self) -> detect_lib.FaceDetector:
-    """MTCNN, created on first use (TensorFlow is not even imported before)."""
+  def detector(self):
+    """MTCNN (options.detector), created on first use (TensorFlow / JAX imported then)."""
     if self._detector is None:
-      self._detector = detect_lib.FaceDetector(self.options.mtcnn, threads=self._threads)
+      self._detector = detect_lib.make_detector(self.options.detector, self.options.mtcnn,
+                                                threads=self._threads,
+                                                batch_size=self.options.detect_batch)
     return self._detector
 
   def analyse(self, path, store: landmarks_lib.LandmarkStore) -> Analysis:
@@ -145,9 +175,11 @@ class FaceTracker:
     if min(info.width, info.height) < MIN_FRAME_SIDE:
       raise FrameTooSmallError(path, f"frames are {info.width}x{info.height}; face tracking"
                                f" needs at least {MIN_FRAME_SIDE} px on the short side")
+    keyframes = o.schedule == "keyframe"
     detections = detect_lib.detect_video(
-        path, self.detector, stride=o.stride, detect_max_side=o.detect_max_side,
-        batch_size=o.detect_batch, max_seconds=o.max_seconds, info=info)
+        path, self.detector, stride=o.keyframe_interval if keyframes else o.stride,
+        detect_max_side=o.detect_max_side, batch_size=o.detect_batch,
+        max_seconds=o.max_seconds, info=info)
     plans = crops_lib.plan_crops(detections, max_faces=o.max_faces, mode=o.crop_mode,
                                  thresholds=o.thresholds, people_count=o.people_count)
     timings["detect_s"] = time.perf_counter() - start
@@ -155,15 +187,23 @@ class FaceTracker:
       raise NoFaceError(path, f"MTCNN found no face in any of {detections.num_frames} frames")
     start = time.perf_counter()
     trackers = [landmarks_lib.CropTracker(p.part, p.multi, store, o.facemesh) for p in plans]
+    redetector = _Redetector(self.detector, detections, o) if keyframes else None
     try:
       count = 0
       for frame in video.iter_frames(path, max_seconds=o.max_seconds):
         count = frame.index + 1
         if frame.index >= detections.num_frames:
           break
+        lost = []
         for plan, tracker in zip(plans, trackers):
           x1, y1, x2, y2 = plan.boxes[frame.index]
-          tracker.process(frame.index, frame.image[y1:y2, x1:x2], (x1, y1))
+          found = tracker.process(frame.index, frame.image[y1:y2, x1:x2], (x1, y1))
+          if redetector is not None and redetector.leaving(tracker, found):
+            lost.append((plan, tracker))
+        if lost and redetector.ready(frame.index):
+          for plan, tracker in redetector.replace(frame, lost):
+            x1, y1, x2, y2 = plan.boxes[frame.index]
+            tracker.process(frame.index, frame.image[y1:y2, x1:x2], (x1, y1))
         if frame.index % memory.RELEASE_EVERY == memory.RELEASE_EVERY - 1:
           memory.release_free_memory()
       num_frames = min(count, detections.num_frames)
@@ -173,6 +213,8 @@ class FaceTracker:
       for tracker in trackers:
         tracker.close()
     timings["landmarks_s"] = time.perf_counter() - start
+    timings["detections"] = len(detections.frame_indices) + (
+        redetector.count if redetector is not None else 0)
     kept = [t for t in kept if t is not None]
     if not kept:
       raise NoFaceError(path, f"MTCNN found faces but FaceMesh saw none of them in at least"
@@ -235,6 +277,66 @@ class FaceTracker:
                        name=track_name(video_id, t.multi, t.part), audio=audio,
                        source_size=(info.width, info.height), source_fps=info.source_fps)
             for t, sink in zip(analysis.tracks, sinks)]
+
+
+class _Redetector:
+  """Keyframe schedule: MTCNN on a frame where a face is lost or leaving its crop, and the
+  crops of those faces re-placed around the detections."""
+
+  def __init__(self, detector, detections: detect_lib.Detections, options: TrackerOptions):
+    self._detector, self._options = detector, options
+    self._keyframes = np.asarray(detections.frame_indices)
+    self._frame_size = detections.frame_size
+    self._last = -options.redetect_gap
+    self.count = 0
+
+  @staticmethod
+  def leaving(tracker: landmarks_lib.CropTracker, found: list) -> bool:
+    """FaceMesh lost a face this crop had, or the face touches the crop's border."""
+    if not found:
+      return any(tracker.seen_counts)
+    return any(box[0] < CROP_BORDER or box[1] < CROP_BORDER or box[2] > 1 - CROP_BORDER or
+               box[3] > 1 - CROP_BORDER for box in found)
+
+  def ready(self, index: int) -> bool:
+    return index - self._last >= self._options.redetect_gap
+
+  def replace(self, frame: video.Frame, lost: list) -> list:
+    """Detects on `frame`; re-places each lost plan's crop on its face. Returns the plans
+    whose crop changed (with their trackers), to run FaceMesh again on this frame."""
+    o = self._options
+    self._last = frame.index
+    self.count += 1
+    image = frame.image
+    height, width = image.shape[:2]
+    scale = 1.0
+    if o.detect_max_side and max(width, height) > o.detect_max_side:
+      scale = o.detect_max_side / max(width, height)
+      image = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
+                         interpolation=cv2.INTER_AREA)
+    boxes = self._detector.detect([image])[0].copy()
+    boxes[:, 0:4] /= scale
+    boxes = boxes[boxes[:, 4] > o.thresholds.robust_confidence]
+    later = self._keyframes[self._keyframes > frame.index]
+    end = int(later[0]) if o.crop_mode == "follow" and len(later) else len(lost[0][0].boxes)
+    changed = []
+    for plan, tracker in lost:
+      current = plan.boxes[frame.index]
+      centre = (current[:2] + current[2:]) / 2
+      side = current[2] - current[0]
+      near = [b for b in boxes
+              if np.all(np.abs(b[:2] + b[2:4] / 2 - centre) < side / 2)]
+      if not near:
+        continue
+      box = min(near, key=lambda b: np.hypot(*(b[:2] + b[2:4] / 2 - centre)))
+      region = crops_lib.clip(crops_lib.enlarge(box, o.thresholds.enlarge), self._frame_size)
+      if o.crop_mode == "static":
+        region = crops_lib._union(region, current)
+      if np.array_equal(region, current):
+        continue
+      plan.boxes[frame.index:end] = region
+      changed.append((plan, tracker))
+    return changed
 
 
 def audio_samples(num_frames: int, fps: float = constants.FPS,
