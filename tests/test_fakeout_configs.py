@@ -21,7 +21,7 @@ ARGS = {
     "table6_intra_ffpp.py": list(VARIANTS),
     "table7_dfdc_no_dog_mask.py": list(VARIANTS),
     "fig5_linear_probe.py": [f"{m},{v}" for m in ("finetune", "linear_probe") for v in VARIANTS],
-    "fig6_backbones.py": ["mmv", "imagenet", "kinetics", "scratch"],
+    "fig6_backbones.py": ["mmv", "imagenet", "kinetics", "scratch", "self_pretrained"],
     "fig13_audio_shift.py": ["x2_va", "x1_va"],
     "fig14_num_clips.py": list(VARIANTS),
 }
@@ -120,10 +120,11 @@ def test_figure_configs():
   assert probe.train.linear_probe
   assert not load("fig5_linear_probe.py", "finetune").train.linear_probe
   assert probe.data.test.ffpp.cells == ("fig5:Linear probing TSM-50x2 V&A:FF++:auc",)
-  inits = {b: load("fig6_backbones.py", b) for b in ("mmv", "imagenet", "kinetics", "scratch")}
+  inits = {b: load("fig6_backbones.py", b)
+           for b in ("mmv", "imagenet", "kinetics", "scratch", "self_pretrained")}
   assert {b: (c.init.mode, c.init.partial) for b, c in inits.items()} == {
       "mmv": ("mmv", False), "imagenet": ("flax", True), "kinetics": ("flax", True),
-      "scratch": ("scratch", False)}
+      "scratch": ("scratch", False), "self_pretrained": ("pretrained", False)}
   assert all((c.model.backbone, c.model.modality) == ("tsm_resnet_x1", "video")
              for c in inits.values())
   fig14 = load("fig14_num_clips.py")

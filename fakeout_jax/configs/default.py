@@ -47,8 +47,10 @@ def base(backbone: str = "tsm_resnet_x2", modality: str = "video_audio"):
 
   # Initialisation: 'mmv' (DeepMind's MMV pickle, fresh classifier), 'fakeout' (a FakeOut pickle
   # with its classifier), 'flax' (variables written by `python -m fakeout_jax.convert` or a
-  # finetune workdir), or 'scratch'. `partial` allows a checkpoint without some parts (e.g. a
-  # video-only backbone for the backbone ablation); what is missing stays freshly initialised.
+  # finetune workdir), 'pretrained' (a `python -m fakeout_jax.pretrain` workdir: backbone and
+  # MMV heads, fresh classifier), or 'scratch'. `partial` allows a checkpoint without some
+  # parts (e.g. a video-only backbone for the backbone ablation); what is missing stays freshly
+  # initialised.
   c.init = ml_collections.ConfigDict()
   c.init.mode = "mmv"
   c.init.checkpoint = ml_collections.config_dict.placeholder(str)

@@ -17,6 +17,12 @@ BACKBONE and the checkpoint to pass as --config.init.checkpoint:
   Kinetics-400. The widely used TSM releases (MIT HAN Lab) are post-activation ResNet-50 v1 and
   do NOT map onto this network; the paper does not say which checkpoint it used.
 * ``scratch``: no checkpoint (random initialisation; init.mode='scratch').
+* ``self_pretrained``: a ``python -m fakeout_jax.pretrain`` workdir (MMV's video-audio NCE run
+  by this project on your own unlabeled videos) of the same model, e.g. pre-trained with
+  ``--config fakeout_jax/configs/pretrain_default.py --config.model.backbone=tsm_resnet_x1
+  --config.model.width_mult=1``; read by init.mode='pretrained' (backbone and MMV heads; the
+  classifier starts fresh). Not a row of the paper: this project's answer for users without
+  DeepMind's weights.
 
 ImageNet and Kinetics load with init.mode='flax' and init.partial=True: convert the weights
 yourself into this project's Flax layout of the video encoder only and save them with
@@ -44,6 +50,8 @@ BACKBONES = {
     "imagenet": ("ImageNet (supervised)", "flax", True),
     "kinetics": ("Kinetics-400 (supervised)", "flax", True),
     "scratch": ("Scratch", "scratch", False),
+    "self_pretrained": ("Self-supervised (this project's MMV pre-training)", "pretrained",
+                        False),
 }
 
 
