@@ -8,14 +8,22 @@ Besides plain containers and numpy arrays they may name classes of that time:
   March-August 2020 form, as an object holding ``_leaves`` and a jax ``PyTreeDef``;
 * jax's device arrays (``jax.interpreters.xla.DeviceArray``, ``jaxlib.xla_extension.DeviceArray``
   and their ``reconstruct_device_array`` helpers, and today's ``jax.Array``);
-* dill's numpy array helper ``dill._dill._create_array`` (MMV's own loader uses dill, and
-  dill >= 0.3 writes numpy arrays through it).
+* dill's forms (MMV's own loader uses dill). dill 0.3.6 and later write a numpy array through
+  ``dill._dill._create_array``; older dill (measured: 0.3.1.1 and 0.3.4; 0.3.5.1 writes plain
+  globals) writes the builtin functions that rebuild arrays, numpy scalars and protocol-2
+  bytes as
+  ``dill._dill._get_attr(dill._dill._import_module(MODULE), NAME)``, e.g.
+  ``_get_attr(_import_module('numpy.core._multiarray_umath'), '_reconstruct')`` and
+  ``_get_attr(_import_module('_codecs'), 'encode')``. Only the (MODULE, NAME) pairs of
+  :data:`DILL_MODULE_ATTRIBUTES` are answered; ``_import_module`` of any other module and
+  ``_get_attr`` of any other name are refused, and neither ever imports anything.
 
 Every such name is answered with an inert stand-in of ours; nothing is imported from the file
 and no function it names is called, except numpy's array/dtype rebuilders (object dtypes
 refused). Anything else is refused with an :class:`UnsafePickleError` naming the class, so a
 malicious pickle (``os.system`` and friends) never executes. After loading, the stand-ins are
-turned into plain dicts and numpy arrays.
+turned into plain dicts and numpy arrays. tests/fixtures/checkpoints/MANIFEST.json lists the
+writers (dill, haiku, jax and numpy versions) whose real files are proven to load.
 """
 import _compat_pickle
 import collections
@@ -96,6 +104,8 @@ _PYTREE_KIND_LIST, _PYTREE_KIND_DICT = 4, 5
 def _unflatten(treedef: Any, leaves: list) -> Any:
   """Rebuilds a tree of dicts/lists/tuples from a pickled PyTreeDef's post-order node list."""
   state = getattr(treedef, "state", None)
+  if isinstance(state, list):  # jaxlib 0.4's pickled PyTreeDef: the node list alone
+    state = (None, state)
   if not (isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], list)):
     raise CheckpointError("a jax PyTreeDef in the pickle has a state this loader cannot decode; "
                           "re-save the checkpoint with plain dicts (e.g. haiku's to_dict)")
@@ -168,8 +178,9 @@ def _dill_create_array(function, args, array_state, npdict=None):
 
 def _latin1_encode(text, encoding="latin1"):
   # Protocol-2 pickles store bytes as _codecs.encode(str, 'latin1').
-  if encoding not in ("latin1", "latin-1"):
-    raise UnsafePickleError(f"refusing _codecs.encode with encoding {encoding!r}")
+  if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+    raise UnsafePickleError(f"refusing _codecs.encode of a {type(text).__name__} with encoding "
+                            f"{encoding!r} (protocol-2 bytes are (str, 'latin1'))")
   return text.encode("latin1")
 
 
@@ -178,6 +189,47 @@ try:
 except ImportError:  # numpy 1.x
   from numpy.core import multiarray as _multiarray
 _NUMPY_RECONSTRUCT = _multiarray._reconstruct  # pylint: disable=protected-access
+
+# The builtin functions dill < 0.3.5 writes as _get_attr(_import_module(MODULE), NAME):
+# numpy's array and scalar rebuilders under every module name numpy 1.x / 2.x give them, and
+# the latin-1 encoder of protocol-2 bytes. Nothing else is reachable through dill's helpers.
+DILL_MODULE_ATTRIBUTES: Dict[Tuple[str, str], Any] = {("_codecs", "encode"): _latin1_encode}
+for _module in ("numpy.core._multiarray_umath", "numpy._core._multiarray_umath",
+                "numpy.core.multiarray", "numpy._core.multiarray"):
+  DILL_MODULE_ATTRIBUTES[(_module, "_reconstruct")] = _NUMPY_RECONSTRUCT
+  DILL_MODULE_ATTRIBUTES[(_module, "scalar")] = _multiarray.scalar
+_DILL_MODULES = frozenset(module for module, _ in DILL_MODULE_ATTRIBUTES)
+
+
+class _DillModule:
+  """What dill's _import_module(name) stands for: a module name; nothing is imported."""
+
+  def __init__(self, name: str):
+    self.name = name
+
+
+def _dill_import_module(import_name, safe=False):
+  del safe
+  if not isinstance(import_name, str) or import_name not in _DILL_MODULES:
+    raise UnsafePickleError(
+        f"refusing dill._dill._import_module({import_name!r}): dill checkpoints may only name "
+        f"the modules {sorted(_DILL_MODULES)} (numpy's array rebuilders, bytes); nothing was "
+        "imported or run")
+  return _DillModule(import_name)
+
+
+def _dill_get_attr(module, name):
+  if not isinstance(module, _DillModule):
+    raise UnsafePickleError(f"refusing dill._dill._get_attr on a {type(module).__name__} "
+                            "(only modules named by _import_module are allowed)")
+  try:
+    return DILL_MODULE_ATTRIBUTES[(module.name, name)]
+  except (KeyError, TypeError):
+    raise UnsafePickleError(
+        f"refusing dill._dill._get_attr(_import_module({module.name!r}), {name!r}): only "
+        "numpy's array/scalar rebuilders and _codecs.encode may be named this way; nothing "
+        "was run") from None
+
 
 _ALLOWED: Dict[Tuple[str, str], Any] = {
     ("collections", "OrderedDict"): collections.OrderedDict,
@@ -191,6 +243,8 @@ _ALLOWED: Dict[Tuple[str, str], Any] = {
 }
 for _module in ("dill._dill", "dill.dill"):
   _ALLOWED[(_module, "_create_array")] = _dill_create_array
+  _ALLOWED[(_module, "_import_module")] = _dill_import_module
+  _ALLOWED[(_module, "_get_attr")] = _dill_get_attr
 for _module in ("haiku._src.data_structures", "haiku.data_structures"):
   for _name in ("frozendict", "FlatMapping", "FlatMap"):
     _ALLOWED[(_module, _name)] = _LegacyMapping

@@ -10,6 +10,10 @@ persistent id ``('storage', <dtype class>, key, location, numel)`` pointing at t
 * the tensor rebuild functions, storage classes and a few harmless builtins
   (``collections.OrderedDict``, ``_codecs.encode`` for protocol-2 bytes, ``torch.device``...) are
   replaced by our own numpy implementations;
+* the containers torch and Lightning write besides dicts are rebuilt as inert containers:
+  ``collections.Counter`` (MultiStepLR's ``milestones`` in ``lr_schedulers``) and
+  ``collections.defaultdict`` (its default factory is dropped, never called) from their
+  pickled items only;
 * any other global may be *named* (a class used as a dict key, for example) and may be
   *instantiated without its constructor* (``NEWOBJ``, as Lightning's metadata objects are), in
   which case it becomes an inert :class:`OpaqueObject` that only records its state;
@@ -24,6 +28,7 @@ torch.
 """
 from __future__ import annotations
 
+import _compat_pickle
 import collections
 import importlib.util
 import logging
@@ -135,6 +140,23 @@ def _rebuild_from_type_v2(function, new_type, args, state):
   return function(*args)
 
 
+def _inert_counter(mapping=None, **unused):
+  """collections.Counter(mapping) filled by dict.update: no arithmetic on pickled values."""
+  if unused or not (mapping is None or isinstance(mapping, dict)):
+    raise UnsafeCheckpointError("refusing collections.Counter with arguments other than a dict")
+  counter = collections.Counter()
+  dict.update(counter, mapping or {})
+  return counter
+
+
+def _inert_defaultdict(default_factory=None, *unused):
+  """collections.defaultdict -> a plain dict: the pickled default factory is never called."""
+  del default_factory
+  if unused:
+    raise UnsafeCheckpointError("refusing collections.defaultdict with extra arguments")
+  return {}
+
+
 def _codecs_encode(text, encoding="latin1"):
   if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
     raise UnsafeCheckpointError("refusing _codecs.encode with arguments other than (str, latin1)")
@@ -148,6 +170,8 @@ _ALLOWED_CALLS = {
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
     ("collections", "OrderedDict"): collections.OrderedDict,
+    ("collections", "Counter"): _inert_counter,
+    ("collections", "defaultdict"): _inert_defaultdict,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
     ("builtins", "slice"): slice,
@@ -169,6 +193,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
     self.opaque: list[str] = []
 
   def find_class(self, module, name):
+    # Protocol-2 pickles (torch's default) name builtins as Python 2 did (__builtin__...).
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+      module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+    module = _compat_pickle.IMPORT_MAPPING.get(module, module)
     if (module, name) in _ALLOWED_CALLS:
       return _ALLOWED_CALLS[(module, name)]
     if module in ("torch", "torch.storage") and name in _STORAGE_DTYPES:
@@ -259,8 +287,30 @@ def load(path: str | pathlib.Path, use_torch: Optional[bool] = None) -> Any:
       log.info("%s: torch's weights_only loader refused it (%s); using the restricted reader",
                path.name, refused.group(0) if refused else type(error).__name__)
   if not zipfile.is_zipfile(path):
-    raise ValueError(
-        f"{path} is not a zip archive written by torch.save: either PyTorch's legacy format "
-        "(torch < 1.6), which only torch can read (pip install torch, then rerun), or not a "
-        "PyTorch checkpoint at all.")
+    if is_legacy_torch_file(path):
+      raise ValueError(
+          f"{path.name} is in PyTorch's legacy format (torch < 1.6, "
+          "_use_new_zipfile_serialization=False), which only torch reads; re-save it once: "
+          "python -c \"import sys, torch; torch.save(torch.load(sys.argv[1], "
+          "map_location='cpu', weights_only=True), sys.argv[1] + '.zip.pt')\" "
+          f"{path}")
+    raise ValueError(f"{path} is not a PyTorch checkpoint (neither a torch.save zip archive nor "
+                     "PyTorch's legacy format)")
   return load_zip(path)
+
+
+_LEGACY_MAGIC = 0x1950a86a20f9469cfc6c  # torch.serialization.MAGIC_NUMBER
+
+
+class _NoGlobals(pickle.Unpickler):
+  def find_class(self, module, name):
+    raise pickle.UnpicklingError("not the legacy header")
+
+
+def is_legacy_torch_file(path: str | pathlib.Path) -> bool:
+  """Whether ``path`` starts like torch's legacy (pre-zip) format: a pickled magic number."""
+  with open(path, "rb") as stream:
+    try:
+      return _NoGlobals(stream).load() == _LEGACY_MAGIC
+    except Exception:  # pylint: disable=broad-except
+      return False

@@ -326,7 +326,7 @@ def test_convert_command_end_to_end(x1_checkpoint_file, tmp_path):
 def test_convert_command_reports_bad_files(x1_checkpoint_file, tmp_path, capsys):
   path, _ = x1_checkpoint_file
   assert convert.main(["--haiku", str(path), "--config", "tsm_resnet_x2",
-                       "--out", str(tmp_path / "x2")]) == 1
+                       "--out", str(tmp_path / "x2")]) == 2
   error = capsys.readouterr().err
   assert "fits neither" in error or "wrong shape" in error
   assert not (tmp_path / "x2").exists()
