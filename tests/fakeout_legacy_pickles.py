@@ -10,7 +10,8 @@ the bytes then name exactly the globals an old file names. Forms:
 * arrays 'reconstruct': jax.interpreters.xla.reconstruct_device_array(...)  (2021)
 * arrays 'object': jaxlib.xla_extension.DeviceArray object with its numpy value (object form)
 * arrays 'dill': dill._dill._create_array(numpy reduce function, args, state, None), as dill
-  writes numpy arrays (MMV's own loader uses dill)
+  >= 0.3.6 writes numpy arrays (MMV's own loader uses dill; the real files of dill 0.3.1.1 -
+  0.4.1 are in tests/fixtures/checkpoints)
 """
 import contextlib
 import copyreg
