@@ -28,6 +28,15 @@ Two stages, in two environments:
          --fakeout-src /path/to/FakeOut --tracks tests/fixtures/fakeout_release \\
          --out tests/fixtures/fakeout_release [--frames-out /tmp/fakeout_release_frames.npz]
 
+3. ``measure-frames`` (the project's .venv): the frame-encoding difference. The released builder
+   re-encodes frames with ``ffmpeg -qscale:v 2`` JPEG, the project's records hold OpenCV JPEG
+   q95 of PyAV's frames; compares the pixels and, on the real-scale TSM-ResNet50 x2 with random
+   weights in FakeOut's layout (converted), vid_repr and logits of the same clips (the
+   original's spectrograms for both).
+
+     .venv/bin/python tools/make_fakeout_release_fixtures.py measure-frames \
+         --tracks tests/fixtures/fakeout_release --frames /tmp/fakeout_release_frames.npz
+
 ``--fakeout-src`` is a checkout of gilikn/FakeOut (commit 11d0510). Its ``dummy_audio.wav`` is
 the silent waveform the builder substitutes for missing audio; where the checkout lacks the file
 (stored as an empty or absent blob), a one-second all-zero stereo wav stands in for it (the
@@ -217,6 +226,61 @@ def run_original(fakeout_src: pathlib.Path, tracks: pathlib.Path, out: pathlib.P
   shutil.rmtree(work, ignore_errors=True)
 
 
+# ---------------------------------------------------- stage 3: the frame-encoding difference
+
+
+def measure_frames(tracks: pathlib.Path, frames_path: pathlib.Path, clips: list[int]) -> dict:
+  root = pathlib.Path(__file__).resolve().parents[1]
+  sys.path.insert(0, str(root))
+  import jax
+  import tensorflow as tf
+  from data import records
+  from data import video
+  from fakeout_jax import checkpoints
+  from fakeout_jax import models
+  from fakeout_jax.configs import model as model_config
+  from tests import mmv_haiku_reference as reference
+
+  original = np.load(tracks / "original.npz")
+  released_frames = np.load(frames_path)
+  model = models.create_model(model_config.get_config("tsm_resnet_x2"))
+  example_video = np.zeros((1, 32, 224, 224, 3), np.float32)
+  example_audio = np.zeros((1, 183, 80, 1), np.float32)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), example_video,
+                                             example_audio, train=False))
+  variables, report = checkpoints.convert(reference.random_checkpoint(width_mult=2, seed=5),
+                                          shapes)
+  assert report.ok
+  apply = jax.jit(lambda v, x, a: model.apply(v, x, a, train=False))
+  result = {}
+  for name in TRACKS:
+    key = name.replace("@", "_at_")
+    theirs = released_frames[f"{key}/frames"]
+    ours = np.stack([tf.io.decode_jpeg(records.encode_jpeg(f.image)).numpy()
+                     for f in video.iter_frames(tracks / f"{name}.mp4")])
+    difference = np.abs(ours.astype(np.int32) - theirs.astype(np.int32))
+    mse = float(np.mean(difference.astype(np.float64) ** 2))
+    entry = {"pixel_max_abs": int(difference.max()), "pixel_mean_abs": float(difference.mean()),
+             "psnr_db": float(10 * np.log10(255.0 ** 2 / mse)), "clips": {}}
+    indices = original[f"{key}/frame_indices"]
+    spectrograms = original[f"{key}/spectrogram"][..., None]
+    for clip in clips:
+      outputs = [apply(variables, (frames[indices[clip]][None] / 255.0).astype(np.float32),
+                       spectrograms[clip:clip + 1]) for frames in (theirs, ours)]
+      clip_entry = {}
+      for output in ("vid_repr", "logits"):
+        expected, actual = (np.asarray(o[output]) for o in outputs)
+        scale = float(np.abs(expected).max())
+        clip_entry[output] = {"max_abs_difference": float(np.abs(actual - expected).max()),
+                              "scale": scale,
+                              "relative": float(np.abs(actual - expected).max() / scale)}
+      entry["clips"][str(clip)] = clip_entry
+      print(name, clip, json.dumps(clip_entry), flush=True)
+    result[name] = entry
+  print(json.dumps(result, indent=1))
+  return result
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   sub = parser.add_subparsers(dest="stage", required=True)
@@ -228,9 +292,19 @@ def main(argv=None) -> None:
   original.add_argument("--tracks", required=True, type=pathlib.Path)
   original.add_argument("--out", required=True, type=pathlib.Path)
   original.add_argument("--frames-out", type=pathlib.Path, default=None)
+  measure = sub.add_parser("measure-frames", help="frame-encoding effect on the x2 model "
+                                                  "(project .venv)")
+  measure.add_argument("--tracks", required=True, type=pathlib.Path)
+  measure.add_argument("--frames", required=True, type=pathlib.Path)
+  measure.add_argument("--clips", default="0,2,4", help="clip indices to run through the model")
+  measure.add_argument("--out", type=pathlib.Path, default=None, help="write the JSON here")
   args = parser.parse_args(argv)
   if args.stage == "tracks":
     write_tracks(args.out)
+  elif args.stage == "measure-frames":
+    result = measure_frames(args.tracks, args.frames, [int(c) for c in args.clips.split(",")])
+    if args.out:
+      args.out.write_text(json.dumps(result, indent=1) + "\n")
   else:
     run_original(args.fakeout_src.resolve(), args.tracks.resolve(), args.out.resolve(),
                  args.frames_out.resolve() if args.frames_out else None)
