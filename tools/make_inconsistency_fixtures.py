@@ -3,9 +3,9 @@
 Runs OUTSIDE the project's environment, in a throwaway venv that has torch (the tests never
 need torch):
 
-  python3.11 -m venv /work/tmp_incons/venv
-  /work/tmp_incons/venv/bin/pip install -r tools/requirements-fixtures.txt
-  /work/tmp_incons/venv/bin/python tools/make_inconsistency_fixtures.py \
+  python3.11 -m venv /tmp/venvs/inconsistency-fixtures
+  /tmp/venvs/inconsistency-fixtures/bin/pip install -r tools/requirements-fixtures.txt
+  /tmp/venvs/inconsistency-fixtures/bin/python tools/make_inconsistency_fixtures.py \
       --out tests/fixtures/inconsistency
 
 Reference implementations, all with random weights:
