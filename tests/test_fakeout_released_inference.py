@@ -189,6 +189,22 @@ def test_v1_records_are_read_with_the_old_audio_length_and_the_track_count_rule(
     assert bool(input_pipeline.released_silent_track(v1)) == (TRACKS[name] > 1)
 
 
+def test_only_aac_gets_whole_codec_frames():
+  """MP3's ffmpeg wav is not whole frames (encoder and decoder delays; measured with FFmpeg
+  5.1: 133679 samples for 133120 in), so such a source keeps the track's own length."""
+  count = 132300
+  for codec, frame_size, expected in (("aac", 1024, 133120), ("mp3float", 1152, count),
+                                      ("", 0, count)):
+    arrays = records.TrackArrays(
+        frames_224=np.zeros((1, 224, 224, 3), np.uint8), timestamps=np.zeros(1),
+        detected=np.ones(1, bool), fps=constants.FPS, audio=np.full(count, 0.1, np.float32),
+        audio_codec=codec, audio_frame_size=frame_size)
+    record = records.parse_track(tf.constant(records.serialize_track(
+        arrays, records.TrackMetadata(video_id="v", dataset="d", label=0))))
+    audio = input_pipeline.released_audio(record).numpy()
+    assert len(audio) == expected and not audio[count:].any()  # no tail stored: zeros
+
+
 @pytest.fixture(scope="module")
 def released_layout_checkpoint(tmp_path_factory):
   """Random TSM-ResNet50 x1 weights pickled in FakeOut's release layout, read back."""
