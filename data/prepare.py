@@ -398,7 +398,8 @@ def rebuild_manifest(path: pathlib.Path, jobs: list[ShardJob],
 
 
 def summarise(entries: dict[str, dict], jobs: list[ShardJob], out: pathlib.Path,
-              split: str, complete: dict[str, dict]) -> dict:
+              split: str, complete: dict[str, dict],
+              tracker: Optional[pipeline.TrackerOptions] = None) -> dict:
   status = collections.Counter(e["status"] for e in entries.values())
   labels = collections.Counter(str(e["label"]) for e in entries.values() if e["status"] == "ok")
   categories = collections.Counter(e["category"] for e in entries.values()
@@ -416,6 +417,10 @@ def summarise(entries: dict[str, dict], jobs: list[ShardJob], out: pathlib.Path,
       "errors_in_earlier_attempts": sum(len(e.get("previous_errors", []))
                                         for e in entries.values()),
   }
+  if tracker is not None:   # the face tracker's choices that change which faces are kept
+    summary["tracker"] = {"people_count": tracker.people_count, "stride": tracker.stride,
+                          "schedule": tracker.schedule, "detector": tracker.detector,
+                          "max_faces": tracker.max_faces}
   (out / f"{split}.summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
   return summary
 
@@ -468,7 +473,7 @@ def prepare(dataset: str, root: str, split: str, out: pathlib.Path, *,
         log.error("shard %s failed: %s", shard["input"], shard.get("message"))
     journal = read_journal(out / JOURNAL)
     entries = rebuild_manifest(out / f"{split}.manifest.jsonl", jobs, journal)
-    return summarise(entries, jobs, out, split, finished_shards(journal))
+    return summarise(entries, jobs, out, split, finished_shards(journal), options.tracker)
 
 
 def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
@@ -490,6 +495,9 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
                       help="Beam runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner)")
   parser.add_argument("--max-faces", type=int, default=2)
   parser.add_argument("--stride", type=int, default=3, help="MTCNN on every k-th frame")
+  parser.add_argument("--people-count", choices=("faithful", "robust"), default="faithful",
+                      help="faces to track: faithful (the authors' rule, for reproduction) or"
+                           " robust (every confidently detected face)")
   parser.add_argument("--max-seconds", type=float, default=constants.MAX_SECONDS,
                       help="only the first seconds of each video")
   parser.add_argument("--jpeg-quality", type=int, default=records.JPEG_QUALITY)
@@ -517,7 +525,8 @@ def main(argv=None) -> int:
     cli_errors.existing(args.audio_plan, "--audio-plan", "file")
   options = PrepareOptions(
       tracker=pipeline.TrackerOptions(stride=args.stride, max_faces=args.max_faces,
-                                      max_seconds=args.max_seconds or None),
+                                      max_seconds=args.max_seconds or None,
+                                      people_count=args.people_count),
       jpeg_quality=args.jpeg_quality)
   summary = prepare(
       args.dataset, args.root, args.split, args.out.resolve(),

@@ -92,12 +92,12 @@ def track_examples(tracks, config) -> list[dict]:
 
 
 def predict(video_path: str, checkpoint: str, config: ml_collections.ConfigDict,
-            out_dir: str, threshold: float = 0.5) -> dict:
+            out_dir: str, threshold: float = 0.5, people_count: str = "robust") -> dict:
   from data import facetrack
   variables = state.load_variables(config, checkpoint, which="best")
   model = models.create_model(config.model)
   apply = jax.jit(lambda v, video, audio: model.apply(v, video, audio, train=False)["logits"])
-  tracks = facetrack.track_video(video_path)
+  tracks = facetrack.track_video(video_path, people_count=people_count)
   use_audio = config.model.modality == "video_audio"
   warnings = []
   if use_audio and not any(t.has_audio for t in tracks):
@@ -120,6 +120,7 @@ def predict(video_path: str, checkpoint: str, config: ml_collections.ConfigDict,
   result = {"video": str(video_path), "verdict": verdict, "score": worst["score"],
             "threshold": threshold, "deciding_track": worst["track"], "warnings": warnings,
             "checkpoint": str(checkpoint), "model": config.get("name", ""),
+            "settings": {"people_count": people_count},
             "tracks": [{k: v for k, v in t.items() if not k.startswith("_")}
                        for t in result_tracks]}
   out = pathlib.Path(out_dir)
@@ -171,6 +172,9 @@ def main(argv=None) -> int:
   parser.add_argument("--out", default="predictions", help="output folder")
   parser.add_argument("--threshold", type=float, default=0.5)
   parser.add_argument("--num-clips", type=int, default=None, help="clips per face track")
+  parser.add_argument("--people-count", choices=("faithful", "robust"), default="robust",
+                      help="faces to score: robust (every confidently detected face) or"
+                           " faithful (the authors' dataset rule)")
   parser.add_argument("-v", "--verbose", action="store_true")
   args = parser.parse_args(argv)
   from data import facetrack, logs
@@ -181,7 +185,8 @@ def main(argv=None) -> int:
   if args.num_clips:
     config.input.eval_num_clips = args.num_clips
   try:
-    result = predict(args.video, args.checkpoint, config, args.out, args.threshold)
+    result = predict(args.video, args.checkpoint, config, args.out, args.threshold,
+                     people_count=args.people_count)
   except facetrack.NoFaceError as e:
     print(f"error: no face found in {args.video}: {e}", file=sys.stderr)
     return 2

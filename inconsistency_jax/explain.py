@@ -167,8 +167,11 @@ def save_window_faces(frames: np.ndarray, start: int, offsets: np.ndarray,
 
 
 def explain_tracks(scorer: inference.Scorer, video_path: str, tracks: Sequence, out_dir,
-                   top_k: int = 3, threshold: Optional[float] = None) -> dict:
-  """Scores in-memory tracks of one video and writes the JSON, PNG and HTML report."""
+                   top_k: int = 3, threshold: Optional[float] = None,
+                   people_count: Optional[str] = None) -> dict:
+  """Scores in-memory tracks of one video and writes the JSON, PNG and HTML report.
+
+  `people_count`: the face tracker's rule that made `tracks`, recorded in the settings."""
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   scored = scorer.score_source(serialize_tracks(video_path, tracks))
@@ -196,6 +199,8 @@ def explain_tracks(scorer: inference.Scorer, video_path: str, tracks: Sequence, 
              "settings": {"window_seconds": scorer.config.model.window_seconds,
                           "windows": scorer.num_windows, "percentile": scorer.percentile,
                           "top_k": top_k, "threshold": threshold}}
+  if people_count is not None:
+    summary["settings"]["people_count"] = people_count
   if ok:
     worst = min(ok, key=lambda r: r["score"]["total"])
     summary["score"] = {**worst["score"], "track": worst["track"]}
@@ -252,14 +257,16 @@ def render_html(summary: dict, out_dir: pathlib.Path) -> str:
 
 
 def explain_video(video_path: str, checkpoint: str, out_dir, which: Optional[str] = None,
-                  top_k: int = 3, threshold: Optional[float] = None) -> dict:
+                  top_k: int = 3, threshold: Optional[float] = None,
+                  people_count: str = "robust") -> dict:
   from data import facetrack
   scorer = inference.Scorer.from_workdir(checkpoint, which=which)
   try:
-    tracks = facetrack.track_video(video_path)
+    tracks = facetrack.track_video(video_path, people_count=people_count)
   except facetrack.VideoError as e:
     raise ExplainError(str(e)) from None
-  return explain_tracks(scorer, video_path, tracks, out_dir, top_k=top_k, threshold=threshold)
+  return explain_tracks(scorer, video_path, tracks, out_dir, top_k=top_k, threshold=threshold,
+                        people_count=people_count)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -277,6 +284,9 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--top-k", type=int, default=3, help="windows to flag per track")
   parser.add_argument("--threshold", type=float, default=None,
                       help="score below which the video is called fake (none: no verdict)")
+  parser.add_argument("--people-count", choices=("faithful", "robust"), default="robust",
+                      help="faces to explain: robust (every confidently detected face) or"
+                           " faithful (the authors' dataset rule)")
   parser.add_argument("--verbose", action="store_true")
   return parser.parse_args(argv)
 
@@ -292,7 +302,8 @@ def main(argv=None) -> int:
   out = pathlib.Path(args.out) if args.out else video.with_name(video.stem + "_explain")
   cli_errors.writable_dir(out)  # before loading, tracking and scoring
   summary = explain_video(str(video), args.checkpoint, out, which=args.which,
-                          top_k=args.top_k, threshold=args.threshold)
+                          top_k=args.top_k, threshold=args.threshold,
+                          people_count=args.people_count)
   s = summary["score"]
   log.info("score %.3f (identity %.3f, audio-video %s) on track %d; report: %s",
            s["total"], s["intra"], "n/a" if s["cross"] is None else f"{s['cross']:.3f}",

@@ -35,6 +35,7 @@ from data import constants
 from data import logs
 from data import video
 from data.facetrack import crops
+from data.facetrack import detect
 from data.facetrack import output
 from data.facetrack import pipeline
 
@@ -286,6 +287,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="only the first seconds of each video (0: all)")
   parser.add_argument("--min-detected-fraction", type=float, default=0.2,
                       help="drop tracks FaceMesh saw in fewer frames than this")
+  parser.add_argument("--detector", choices=detect.DETECTORS, default="keras",
+                      help="MTCNN implementation: keras (the mtcnn package) or jax (the same"
+                           " detections, faster)")
+  parser.add_argument("--schedule", choices=pipeline.SCHEDULES, default="stride",
+                      help="stride: MTCNN every --stride frames (authors); keyframe: MTCNN every"
+                           " --keyframe-interval frames and when FaceMesh loses a face")
+  parser.add_argument("--keyframe-interval", type=int, default=10,
+                      help="frames between MTCNN keyframes (--schedule keyframe)")
   parser.add_argument("--people-count", choices=crops.PEOPLE_COUNTS, default="faithful",
                       help="faithful: the authors' rule (one size-matched main face);"
                            " robust: every confidently detected face within 8x of the largest")
@@ -294,8 +303,9 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--force", action="store_true", help="re-run inputs that are done")
   parser.add_argument("-v", "--verbose", action="store_true")
   args = parser.parse_args(argv)
-  if args.workers < 0 or args.max_faces < 1 or args.stride < 1:
-    parser.error("--workers must be >= 0, --max-faces and --stride >= 1")
+  if (args.workers < 0 or args.max_faces < 1 or args.stride < 1 or
+      args.keyframe_interval < 1):
+    parser.error("--workers must be >= 0, --max-faces, --stride and --keyframe-interval >= 1")
   return args
 
 
@@ -306,7 +316,8 @@ def main(argv=None) -> int:
   options = pipeline.TrackerOptions(
       stride=args.stride, max_faces=args.max_faces, crop_mode=args.crop_mode,
       detect_max_side=args.detect_max_side or None, max_seconds=args.max_seconds or None,
-      min_detected_fraction=args.min_detected_fraction, people_count=args.people_count)
+      min_detected_fraction=args.min_detected_fraction, people_count=args.people_count,
+      detector=args.detector, schedule=args.schedule, keyframe_interval=args.keyframe_interval)
   out_dir = cli_errors.writable_dir(args.out).resolve()
   if args.manifest is not None:
     cli_errors.writable_file(args.manifest, "--manifest")

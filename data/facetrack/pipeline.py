@@ -97,7 +97,7 @@ class TrackerOptions:
   people_count: str = "faithful"
   detector: str = "keras"
   schedule: str = "stride"
-  keyframe_interval: int = 30
+  keyframe_interval: int = 10
   redetect_gap: int = 5
 
   def __post_init__(self):
