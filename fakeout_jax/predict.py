@@ -175,6 +175,9 @@ def main(argv=None) -> int:
   parser.add_argument("--people-count", choices=("faithful", "robust"), default="robust",
                       help="faces to score: robust (every confidently detected face) or"
                            " faithful (the authors' dataset rule)")
+  parser.add_argument("--multi-face-audio", choices=("own", "released"), default="own",
+                      help="audio of a face in a video with several faces: its own (default) or"
+                           " silence, as the released FakeOut inference gives @partN tracks")
   parser.add_argument("-v", "--verbose", action="store_true")
   args = parser.parse_args(argv)
   from data import facetrack, logs
@@ -184,6 +187,7 @@ def main(argv=None) -> int:
   config = load_config(args.checkpoint, args.config)
   if args.num_clips:
     config.input.eval_num_clips = args.num_clips
+  config.input.multi_face_audio = args.multi_face_audio
   try:
     result = predict(args.video, args.checkpoint, config, args.out, args.threshold,
                      people_count=args.people_count)
