@@ -26,7 +26,11 @@ What the released FakeOut code does, and this pipeline reproduces by default:
 * A track without audio gets an all-zero spectrogram (the released "dummy audio": zeros in, zeros
   out of the dB conversion).
 * Training augmentation, video only, each with probability 1/2 and one draw per clip: horizontal
-  flip, brightness (max delta 32/255), hue (max delta 0.2).
+  flip, brightness (max delta 32/255), hue (max delta 0.2). It runs on the device inside the
+  jitted train step (fakeout_jax.augment; ``augment_on='device'``, default): training batches
+  carry uint8 frames (4x fewer bytes to the device than float32) and an ``augment_seed`` per
+  example. ``augment_on='host'`` keeps the former tf.data version (float32 frames, augmented
+  here), for comparison. Evaluation batches are float32 in [0, 1], as before.
 
 Where the paper and the code differ for training (the training code was never released), this
 follows the paper: clips start at a random frame (``train_clip_start='random'``; ``'start'``
@@ -80,6 +84,9 @@ def get_config() -> ml_collections.ConfigDict:
   # comes from later in the track than its video), circularly within the track's audio.
   c.eval_audio_shift_seconds = 0.0
   c.augment = True
+  # 'device': training frames go to the device as uint8 and are augmented in the train step
+  # (fakeout_jax.augment); 'host': float32 frames augmented here in tf.data (the former path).
+  c.augment_on = "device"
   c.flip_prob = 0.5
   c.brightness_prob = 0.5
   c.brightness_max_delta = 32 / 255
@@ -221,8 +228,24 @@ def _spectrograms(record, starts, c, audio=None, silent=None):
   return tf.ensure_shape(spec, [None, frames, c.num_mel_bins])[..., None]
 
 
+def _frames_to_uint8(frames, image_size: int):
+  """Decoded uint8 frames at `image_size` (a resize rounds back to the uint8 grid)."""
+  if image_size == constants.FACE_SIZE:
+    return frames
+  resized = tf.image.resize(frames, (image_size, image_size), antialias=True)
+  return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
+
+
 def train_example(record, seed, c: ml_collections.ConfigDict):
-  """One training clip: video [T, S, S, 3] in [0, 1], audio [183, mel, 1], label."""
+  """One training clip: video [T, S, S, 3], audio [183, mel, 1], label.
+
+  With ``augment_on='device'`` (default) the video is uint8 and, when augmenting, the example
+  carries ``augment_seed`` (int32[2], a function of (seed, epoch, index)) for the train step;
+  with 'host' it is float32 in [0, 1], augmented here.
+  """
+  where = c.get("augment_on", "device")
+  if where not in ("device", "host"):
+    raise ValueError(f"augment_on must be 'device' or 'host', got {where!r}")
   length = tf.shape(record["image/encoded"])[0]
   span = c.num_frames * c.frame_stride
   if c.train_clip_start == "random":
@@ -233,12 +256,18 @@ def train_example(record, seed, c: ml_collections.ConfigDict):
   else:
     raise ValueError(f"train_clip_start must be 'random' or 'start', got {c.train_clip_start!r}")
   indices = looped_indices(length, start, c.num_frames, c.frame_stride)
-  video = _frames_to_float(records.decode_frames(record["image/encoded"], indices),
-                           c.image_size)
-  video = tf.ensure_shape(video, [c.num_frames, c.image_size, c.image_size, 3])
-  if c.augment:
-    video = _augment(video, tf.random.experimental.stateless_fold_in(seed, 1), c)
-  out = {"video": video, "label": tf.cast(record["label"], tf.int32)}
+  frames = records.decode_frames(record["image/encoded"], indices)
+  out = {"label": tf.cast(record["label"], tf.int32)}
+  augment_seed = tf.random.experimental.stateless_fold_in(seed, 1)
+  if where == "device":
+    video = _frames_to_uint8(frames, c.image_size)
+    if c.augment:
+      out["augment_seed"] = tf.cast(augment_seed, tf.int32)
+  else:
+    video = _frames_to_float(frames, c.image_size)
+    if c.augment:
+      video = _augment(video, augment_seed, c)
+  out["video"] = tf.ensure_shape(video, [c.num_frames, c.image_size, c.image_size, 3])
   if c.use_audio:
     start_sample = _audio_offset_at(record, start)
     out["audio"] = _spectrograms(record, start_sample[None], c)[0]
@@ -390,7 +419,8 @@ def train_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_s
   files = _host_files(files, host)
   epoch_seed = int(np.random.SeedSequence([seed, epoch, host.index]).generate_state(1)[0])
   counts = label_counts if label_counts is not None else count_labels(files, record_filter)
-  total = examples_per_epoch(counts, c.oversample)
+  clips = int(c.get("clips_per_track", 1))
+  total = examples_per_epoch(counts, c.oversample) * clips
   if total < batch_size:
     raise ValueError(f"{total} training examples on host {host.index} cannot fill one batch "
                      f"of {batch_size}")
@@ -415,10 +445,8 @@ def train_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_s
                                                reshuffle_each_iteration=False)
   else:
     raise ValueError(f"oversample must be 'balance' or 'none', got {c.oversample!r}")
-  clips = int(c.get("clips_per_track", 1))
   if clips > 1:  # consecutive clips of one track (pre-training: negatives from the same video)
     ds = ds.flat_map(lambda r: tf.data.Dataset.from_tensors(r).repeat(clips))
-    total *= clips
   steps = total // batch_size
   ds = ds.take(steps * batch_size).enumerate().skip(start_index)
   example_seed = lambda i: tf.stack([tf.cast(epoch_seed % (2**31), tf.int64), i])

@@ -145,3 +145,23 @@ def test_evaluation_examples_carry_their_own_label_and_audio_spans(record_files,
                                    err_msg=f"track {track_id} clip {clip}")
       seen.add(track_id)
   assert seen == set(range(NUM_TRACKS))
+
+
+def test_pretraining_clips_come_in_runs_of_one_track(record_files, independent):
+  """clips_per_track=K (pre-training): K clips of one track in a row, each with its own start
+  and its own audio span; every track once per epoch, whatever its label."""
+  c = _config(clips_per_track=3, oversample="none")
+  ds = ip.train_dataset(record_files, c, batch_size=6, seed=0, epoch=0)
+  runs = []
+  for batch in ds.as_numpy_iterator():
+    for video, audio in zip(batch["video"], batch["audio"]):
+      track_id, frames = _decode_frames(video)
+      track = independent[track_id]
+      expected = _expected_spectrogram(track, [_sample_at(track, int(frames[0]))], c)[0]
+      np.testing.assert_allclose(audio[..., 0], expected, atol=1e-3)
+      runs.append((track_id, int(frames[0])))
+  assert len(runs) == (NUM_TRACKS * 3 // 6) * 6
+  groups = [runs[i:i + 3] for i in range(0, len(runs), 3)]
+  assert all(len({t for t, _ in g}) == 1 for g in groups)
+  assert len({g[0][0] for g in groups}) == len(groups)
+  assert sum(len({s for _, s in g}) > 1 for g in groups) >= len(groups) // 2

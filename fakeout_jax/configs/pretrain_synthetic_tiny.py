@@ -19,6 +19,9 @@ def get_config():
   c.data.train = tiny.data.train
   c.data.val = tiny.data.val
   c.pretrain.keep_labels = (0,)
+  # 4 clips of each video at different times in every batch: the other times of the same video
+  # are negatives too, so the embeddings must follow lip timing, not just voice and face.
+  c.input.clips_per_track = 4
   c.train.batch_size = 16
   c.train.num_epochs = 10
   c.train.learning_rate = 1e-3
