@@ -1,21 +1,34 @@
-"""Face tracker speed, agreement with an every-frame baseline, and memory on a long video.
+"""Face tracker speed per CPU-second, agreement with an every-frame baseline, and memory.
 
-  python benchmarks/facetrack_speed.py [--workdir DIR] [--speed-seconds 10]
-                                       [--rss-seconds 60 300] [--out result.json]
+  python benchmarks/facetrack_speed.py [--quick] [--json OUT] [--workdir DIR]
+                                       [--speed-seconds 10] [--rss-seconds 60 300]
 
-1. Speed: a 1280x720 two-person video (real face photos moving with known motion, see
-   tests/video_fixtures.py) tracked by this pipeline (default options: MTCNN every 3rd frame
-   on frames shrunk to 640 px) and by a baseline that runs MTCNN on every full-resolution
-   frame and FaceMesh on every frame, as the original does; same process, models warm, the
-   streaming disk path of the command line (mp4 + sidecar written) for both.
-2. Agreement: mean distance, in aligned 224x224 pixels, between the two runs' landmarks (all
-   478 points and the five alignment points), frame by frame and track by track.
-3. Memory: the command line (`python -m data.facetrack --workers 0`) on 720p videos of each
-   length in --rss-seconds, each in a fresh process whose resident memory is sampled from
-   /proc every 0.5 s: peak and the RSS at each quarter of the run, to show it is flat.
+1. Speed, one process, models warm, the streaming disk path of the command line (mp4 +
+   sidecar written), on a 1280x720 two-person video (real face photos moving with known
+   motion, see tests/video_fixtures.py), each variant's CPU time (user + system of every
+   thread, from getrusage) per frame:
+     baseline        MTCNN (the mtcnn package) on every full-resolution frame, FaceMesh on
+                     every frame, as the original does;
+     faithful_keras  the authors' schedule: MTCNN every 3rd frame (shrunk to 640 px);
+     faithful_jax    the same with the JAX MTCNN (data.facetrack.mtcnn_jax);
+     keyframe        MTCNN (JAX) every 10th frame and when FaceMesh loses a face, FaceMesh
+                     tracking in between.
+   The machine is shared: figures are compared as ratios within one run, and the load
+   average is recorded before and after.
+2. The detector alone: both MTCNN implementations on the same decoded 640x360 frames
+   (batches of 8): frames per CPU-second and their ratio (`jax_mtcnn_speedup`).
+3. Agreement: mean distance, in aligned 224x224 pixels, between each variant's five alignment
+   points (and all 478 landmarks) and the baseline's, frame by frame and track by track; track
+   counts.
+4. Memory: the command line (`python -m data.facetrack --workers 0 --detector jax --schedule
+   keyframe`) on 720p videos of each length in --rss-seconds (--quick: 10 and 20 s, and the
+   speed clip is 4 s), each in a fresh process whose resident memory is sampled from /proc
+   every 0.5 s: peak and the RSS at each quarter of the run, to show it is flat.
 
-Prints one JSON object (and writes it to --out). Targets (the issue): speed-up >= 3x, mean
-aligned-point distance <= 2 px, peak RSS < 1.5 GB and flat in video length.
+Prints one JSON object (and writes it to --json). Targets (issue 15): JAX MTCNN >= 5x the
+package; faithful_jax >= 10x the baseline with points <= 0.5 px from faithful_keras; keyframe
+>= 29 frames per CPU-second with points <= 2 px from the baseline and the same track counts;
+peak RSS < 1.5 GB, flat in video length.
 """
 from __future__ import annotations
 
@@ -23,10 +36,12 @@ import argparse
 import json
 import os
 import pathlib
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -82,46 +97,93 @@ def make_long(path: pathlib.Path, clip: pathlib.Path, seconds: float) -> pathlib
   return path
 
 
+def _cpu_seconds() -> float:
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
+VARIANTS = {
+    "baseline": dict(stride=1, detect_max_side=None, detector="keras"),
+    "faithful_keras": dict(detector="keras"),
+    "faithful_jax": dict(detector="jax"),
+    "keyframe": dict(detector="jax", schedule="keyframe"),
+}
+
+
+def _distances(tracks_a: list, out_a: pathlib.Path, tracks_b: list, out_b: pathlib.Path
+               ) -> list:
+  distances = []
+  for a_entry, b_entry in zip(tracks_a, tracks_b):
+    a = tracks_lib.load_sidecar(out_a / a_entry["sidecar"])
+    b = tracks_lib.load_sidecar(out_b / b_entry["sidecar"])
+    gap = np.linalg.norm(a.landmarks_224[..., :2] - b.landmarks_224[..., :2], axis=-1)
+    five = list(align.FACEMESH_ALIGN_INDICES)
+    distances.append({"track": a_entry["name"],
+                      "mean_px_alignment_points": round(float(gap[:, five].mean()), 3),
+                      "mean_px_all_478": round(float(gap.mean()), 3),
+                      "max_frame_mean_px": round(float(gap.mean(axis=1).max()), 3),
+                      "detected": a_entry["detected_fraction"],
+                      "detected_reference": b_entry["detected_fraction"]})
+  return distances
+
+
+def _headline(distances: list) -> Optional[float]:
+  """The mean over tracks of the alignment points' mean distance (None: no common track)."""
+  values = [d["mean_px_alignment_points"] for d in distances]
+  return round(float(np.mean(values)), 3) if values else None
+
+
 def track_speed(clip: pathlib.Path, workdir: pathlib.Path) -> dict:
   from data.facetrack import output
   from data.facetrack import pipeline
-  fast = pipeline.FaceTracker(pipeline.TrackerOptions(max_seconds=None))
-  baseline = pipeline.FaceTracker(
-      pipeline.TrackerOptions(stride=1, detect_max_side=None, max_seconds=None),
-      detector=fast.detector)
+  trackers = {}
+  detectors = {}
+  for name, settings in VARIANTS.items():
+    options = pipeline.TrackerOptions(max_seconds=None, **settings)
+    trackers[name] = pipeline.FaceTracker(options, detector=detectors.get(options.detector))
+    detectors[options.detector] = trackers[name].detector
   warm = make_clip(workdir / "warmup.mp4", 1.0)
-  for tracker in (fast, baseline):
+  for tracker in trackers.values():
     output.track_to_files(tracker, warm, "warmup", tempfile.mkdtemp(dir=workdir))
   results = {}
-  for name, tracker in (("baseline", baseline), ("fast", fast)):
+  for name, tracker in trackers.items():
     out = pathlib.Path(tempfile.mkdtemp(prefix=name, dir=workdir))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     entry = output.track_to_files(tracker, clip, "pair", out)
-    seconds = time.perf_counter() - start
-    results[name] = {"seconds": round(seconds, 2), "frames": entry["frames"],
-                     "frames_per_second": round(entry["frames"] / seconds, 2),
-                     "timings": entry["timings"], "tracks": entry["tracks"], "out": str(out)}
-  distances = []
-  for fast_track, base_track in zip(results["fast"]["tracks"], results["baseline"]["tracks"]):
-    a = tracks_lib.load_sidecar(pathlib.Path(results["fast"]["out"]) / fast_track["sidecar"])
-    b = tracks_lib.load_sidecar(pathlib.Path(results["baseline"]["out"]) /
-                                base_track["sidecar"])
-    gap = np.linalg.norm(a.landmarks_224[..., :2] - b.landmarks_224[..., :2], axis=-1)
-    five = list(align.FACEMESH_ALIGN_INDICES)
-    distances.append({"track": fast_track["name"],
-                      "mean_px_all_478": round(float(gap.mean()), 3),
-                      "mean_px_alignment_points": round(float(gap[:, five].mean()), 3),
-                      "max_frame_mean_px": round(float(gap.mean(axis=1).max()), 3),
-                      "detected_fast": fast_track["detected_fraction"],
-                      "detected_baseline": base_track["detected_fraction"]})
-  return {"video": {"size": list(SIZE), "seconds": results["fast"]["frames"] / constants.FPS,
-                    "faces": 2},
-          "baseline": {k: v for k, v in results["baseline"].items() if k != "out"},
-          "fast": {k: v for k, v in results["fast"].items() if k != "out"},
-          "speedup": round(results["fast"]["frames_per_second"] /
-                           results["baseline"]["frames_per_second"], 2),
-          "aligned_point_distance": distances,
-          "tracks_match": len(results["fast"]["tracks"]) == len(results["baseline"]["tracks"])}
+    cpu, seconds = _cpu_seconds() - cpu, time.perf_counter() - start
+    results[name] = {"cpu_seconds": round(cpu, 2), "wall_seconds": round(seconds, 2),
+                     "frames": entry["frames"],
+                     "frames_per_cpu_s": round(entry["frames"] / cpu, 2),
+                     "timings": entry["timings"], "tracks": entry["tracks"], "out": out}
+  base = results["baseline"]
+  agreement = {name: _distances(r["tracks"], r["out"], base["tracks"], base["out"])
+               for name, r in results.items() if name != "baseline"}
+  agreement["faithful_jax_vs_faithful_keras"] = _distances(
+      results["faithful_jax"]["tracks"], results["faithful_jax"]["out"],
+      results["faithful_keras"]["tracks"], results["faithful_keras"]["out"])
+  for r in results.values():
+    r.pop("out")
+  return {"video": {"size": list(SIZE), "seconds": base["frames"] / constants.FPS, "faces": 2},
+          "variants": results, "aligned_point_distance": agreement,
+          "track_counts": {name: len(r["tracks"]) for name, r in results.items()}}
+
+
+def detector_speed(clip: pathlib.Path, frames: int = 48) -> dict:
+  """Both MTCNN implementations on the same decoded 640 px frames, batches of 8."""
+  from data import video
+  from data.facetrack import detect
+  images = [f.image for f in video.iter_frames(clip, max_side=640)][:frames]
+  out = {}
+  for kind in detect.DETECTORS:
+    detector = detect.make_detector(kind)
+    detector.detect(images[:8])              # warm: TensorFlow graphs, XLA compilation
+    cpu = _cpu_seconds()
+    for start in range(0, len(images), 8):
+      detector.detect(images[start:start + 8])
+    out[f"{kind}_frames_per_cpu_s"] = round(len(images) / (_cpu_seconds() - cpu), 2)
+  out["frames"] = len(images)
+  out["speedup"] = round(out["jax_frames_per_cpu_s"] / out["keras_frames_per_cpu_s"], 2)
+  return out
 
 
 def _status(pid: int) -> dict:
@@ -137,7 +199,7 @@ def _status(pid: int) -> dict:
 def measure_rss(video_path: pathlib.Path, workdir: pathlib.Path) -> dict:
   out = pathlib.Path(tempfile.mkdtemp(prefix="rss", dir=workdir))
   command = [sys.executable, "-m", "data.facetrack", str(video_path), "--out", str(out),
-             "--workers", "0"]
+             "--workers", "0", "--detector", "jax", "--schedule", "keyframe"]
   start = time.perf_counter()
   process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
@@ -167,26 +229,64 @@ def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--workdir", type=pathlib.Path,
                       default=pathlib.Path(tempfile.gettempdir()) / "facetrack_benchmark")
-  parser.add_argument("--speed-seconds", type=float, default=10.0)
-  parser.add_argument("--rss-seconds", type=float, nargs="*", default=[60.0, 300.0],
-                      help="lengths of the memory runs (none: skip)")
-  parser.add_argument("--out", type=pathlib.Path, default=None)
+  parser.add_argument("--speed-seconds", type=float, default=None,
+                      help="length of the speed clip (default 10 s; --quick: 4 s)")
+  parser.add_argument("--rss-seconds", type=float, nargs="*", default=None,
+                      help="lengths of the memory runs (default 60 300; --quick: 10 20;"
+                           " none: skip)")
+  parser.add_argument("--quick", action="store_true",
+                      help="short clips, no 5-minute video (a few minutes on 2 cores)")
+  parser.add_argument("--json", "--out", dest="json", type=pathlib.Path, default=None,
+                      help="also write the JSON here")
   args = parser.parse_args(argv)
+  speed_seconds = args.speed_seconds or (4.0 if args.quick else 10.0)
+  rss_seconds = args.rss_seconds if args.rss_seconds is not None else (
+      [10.0, 20.0] if args.quick else [60.0, 300.0])
   args.workdir.mkdir(parents=True, exist_ok=True)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   os.environ.setdefault("GLOG_minloglevel", "2")
-  clip = make_clip(args.workdir / f"pair_{args.speed_seconds:g}s.mp4", args.speed_seconds)
-  result = {"cpu_count": os.cpu_count(), "speed": track_speed(clip, args.workdir)}
-  if args.rss_seconds:
+  load_before = os.getloadavg()
+  clip = make_clip(args.workdir / f"pair_{speed_seconds:g}s.mp4", speed_seconds)
+  speed = track_speed(clip, args.workdir)
+  detector = detector_speed(clip)
+  variants = speed["variants"]
+  rate = {name: v["frames_per_cpu_s"] for name, v in variants.items()}
+  agreement = speed["aligned_point_distance"]
+  result = {
+      "baseline_frames_per_cpu_s": rate["baseline"],
+      "faithful_keras_frames_per_cpu_s": rate["faithful_keras"],
+      "faithful_jax_frames_per_cpu_s": rate["faithful_jax"],
+      "keyframe_frames_per_cpu_s": rate["keyframe"],
+      "jax_mtcnn_speedup": detector["speedup"],
+      "faithful_jax_speedup_over_baseline": round(rate["faithful_jax"] / rate["baseline"], 2),
+      "keyframe_speedup_over_baseline": round(rate["keyframe"] / rate["baseline"], 2),
+      "keyframe_px_from_baseline": _headline(agreement["keyframe"]),
+      "faithful_keras_px_from_baseline": _headline(agreement["faithful_keras"]),
+      "faithful_jax_px_from_keras": _headline(agreement["faithful_jax_vs_faithful_keras"]),
+      "track_counts": speed["track_counts"],
+      "track_counts_match": len(set(speed["track_counts"].values())) == 1,
+      "detector": detector,
+      "quick": args.quick, "cpu_count": os.cpu_count(),
+      "load_average_1_5_15_before": [round(x, 2) for x in load_before],
+      "speed": speed,
+  }
+  peaks = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2]   # this process
+  if rss_seconds:
     loop = make_clip(args.workdir / "pair_10s.mp4", 10.0)
     result["memory"] = [measure_rss(make_long(args.workdir / f"pair_{s:g}s_long.mp4", loop, s),
-                                    args.workdir) for s in args.rss_seconds]
-    peaks = [m["peak_rss_mib"] for m in result["memory"]]
-    result["memory_growth_mib"] = round(peaks[-1] - peaks[0], 1)
+                                    args.workdir) for s in rss_seconds]
+    cli_peaks = [m["peak_rss_mib"] / 1024 for m in result["memory"]]
+    result["memory_growth_mib"] = round((cli_peaks[-1] - cli_peaks[0]) * 1024, 1)
+    peaks = cli_peaks
+  # The command line's peak (one tracking process); without memory runs, this benchmark
+  # process's own (which holds both detectors and all four trackers).
+  result["peak_rss_gib"] = round(max(peaks), 3)
+  result["load_average_1_5_15_after"] = [round(x, 2) for x in os.getloadavg()]
   text = json.dumps(result, indent=1)
   print(text)
-  if args.out:
-    args.out.write_text(text + "\n")
+  if args.json:
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(text + "\n")
   return result
 
 
