@@ -1,6 +1,6 @@
 r"""One command, one verdict: both detectors on the same face tracks, fused and calibrated.
 
-  python -m avdf.detect VIDEO_OR_DIR [...] --fakeout CKPT --inconsistency WORKDIR
+  python -m avdf.detect VIDEO_OR_DIR [...] [--list FILE] --fakeout CKPT --inconsistency WORKDIR
       [--calibration calibration.json] --out DIR [--workers N] [--max-faces N] [--top-k K]
   python -m avdf.detect calibrate --records VAL [...] --fakeout CKPT --inconsistency WORKDIR
       --out calibration.json [--method logistic|isotonic] [--threshold 0.5]
@@ -71,8 +71,11 @@ def detect_parser() -> argparse.ArgumentParser:
       prog="python -m avdf.detect", description=__doc__.split("\n\n")[0],
       epilog="subcommands: `python -m avdf.detect calibrate --help`, "
              "`python -m avdf.detect evaluate --help`")
-  parser.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR",
+  parser.add_argument("inputs", nargs="*", metavar="VIDEO_OR_DIR",
                       help="video files and/or folders (searched recursively)")
+  parser.add_argument("--list", metavar="FILE", default=None,
+                      help="a text file of video paths, one a line (relative ones to the "
+                           "file's folder); with or instead of VIDEO_OR_DIR")
   _detector_flags(parser)
   parser.add_argument("--calibration", metavar="FILE", default=None,
                       help="calibration.json of `calibrate` (without it: raw scores only)")
@@ -269,8 +272,15 @@ def run_detect(argv) -> int:
   args = detect_parser().parse_args(argv)
   _setup_logs(args.verbose)
   out = cli_errors.writable_dir(args.out)
+  inputs = list(args.inputs)
+  if args.list:
+    listed = cli_errors.existing(args.list, "--list", kind="file")
+    inputs += [str(listed.parent / line.strip()) for line in listed.read_text().splitlines()
+               if line.strip()]
+  if not inputs:
+    raise UserError("no input: give VIDEO_OR_DIR arguments or --list FILE")
   try:
-    jobs = batch.find_jobs(args.inputs, out)
+    jobs = batch.find_jobs(inputs, out)
   except batch.InputError as e:
     raise UserError(str(e)) from None
   cal = calibration.Calibration.load(args.calibration) if args.calibration else None

@@ -163,7 +163,9 @@ def test_a_rerun_keeps_finished_videos_and_retries_failures(run, capsys):
   out = run["out"]
   before = (out / batch.MANIFEST).read_text().splitlines()
   report_time = (out / "reports" / "two.html").stat().st_mtime
-  status = detect.main([str(run["videos"]), *run["flags"], "--calibration",
+  listing = run["root"] / "videos.txt"  # the same videos, listed (same ids: resumed)
+  listing.write_text("videos/two.mp4\nvideos/sub/empty.mp4\n\nvideos/garbage.mp4\n")
+  status = detect.main(["--list", str(listing), *run["flags"], "--calibration",
                         str(run["root"] / "calibration.json"), "--out", str(out),
                         "--workers", "0"])
   after = (out / batch.MANIFEST).read_text().splitlines()
