@@ -149,9 +149,11 @@ class RunStats:
 class Detector:
   """Both models and the calibration; analyses tracked videos and writes their reports."""
 
-  def __init__(self, out_dir: pathlib.Path, fakeout, inconsistency, calibration):
+  def __init__(self, out_dir: pathlib.Path, fakeout, inconsistency, calibration,
+               tracking: Optional[dict] = None):
     self.out_dir = pathlib.Path(out_dir)
     self.fakeout, self.inconsistency, self.calibration = fakeout, inconsistency, calibration
+    self.tracking = tracking or {}
 
   def finish(self, job: Job, tracked: dict) -> dict:
     """The manifest line of one tracked video (its reports written when it has faces)."""
@@ -166,6 +168,7 @@ class Detector:
     try:
       result = analysis.analyse(job.path, job.video_id, tracked["tracks"], self.fakeout,
                                 self.inconsistency, self.calibration, tracked.get("records"))
+      result.result["settings"]["tracking"] = self.tracking
       stem = pathlib.Path("reports") / job.video_id
       report.write_json(self.out_dir / f"{stem}.json", result.result)
       report.write_video_report(self.out_dir / f"{stem}.html", result.result, result.media)

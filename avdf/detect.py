@@ -294,7 +294,9 @@ def run_detect(argv) -> int:
   fakeout, inconsistency = load_detectors(args, top_k=args.top_k)
   if cal is None:
     log.warning("no --calibration: raw scores only, no probability and no verdict")
-  detector = batch.Detector(out, fakeout, inconsistency, cal)
+  detector = batch.Detector(out, fakeout, inconsistency, cal, tracking={
+      "people_count": options.people_count, "max_faces": options.max_faces,
+      "mtcnn_stride": options.stride, "workers": workers})
   entries, stats = batch.run(jobs, detector, workers=workers, options=options,
                              verbose=args.verbose)
   counts = batch.write_tables(jobs, entries, out)

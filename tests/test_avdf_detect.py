@@ -155,6 +155,7 @@ def test_detect_folder_writes_results_a_manifest_with_reasons_and_an_honest_stat
   assert len(lines) == 3
   result = json.loads((out / "reports" / "two.json").read_text())
   assert result["settings"]["calibration"]["method"] == "logistic"
+  assert result["settings"]["tracking"]["people_count"] == "robust"
   stats = json.loads((out / "run_stats.json").read_text())
   assert stats["videos"] == 3 and 0 <= stats["model_idle_fraction"] <= 1
 
@@ -173,6 +174,12 @@ def test_a_rerun_keeps_finished_videos_and_retries_failures(run, capsys):
   assert [json.loads(line)["input"] for line in after[len(before):]] == ["garbage"]
   assert (out / "reports" / "two.html").stat().st_mtime == report_time
   assert "1 of 3 videos judged" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("subcommand", [[], ["calibrate"], ["evaluate"]])
+def test_every_subcommand_answers_help(subcommand, capsys):
+  assert detect.main([*subcommand, "--help"]) == 0
+  assert "--fakeout" in capsys.readouterr().out
 
 
 def test_user_mistakes_get_one_line_errors(run, tmp_path, capsys):
