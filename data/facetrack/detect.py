@@ -77,7 +77,7 @@ class JaxFaceDetector:
 
   def __init__(self, settings: MtcnnSettings = MtcnnSettings(), threads: Optional[int] = None,
                batch_size: int = 8):
-    if threads and "jax" not in sys.modules:   # XLA reads its thread count at start-up only
+    if threads == 1 and "jax" not in sys.modules:   # XLA reads this at start-up only
       os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                  " --xla_cpu_multi_thread_eigen=false").strip()
     from data.facetrack import mtcnn_jax
