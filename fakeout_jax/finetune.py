@@ -32,6 +32,7 @@ from flax import jax_utils
 from data import logs
 from data import records
 from data import workdir as workdir_lib
+from fakeout_jax import augment
 from fakeout_jax import checkpoints
 from fakeout_jax import input_pipeline
 from fakeout_jax import models
@@ -65,8 +66,14 @@ def check_config(config: ml_collections.ConfigDict) -> dict[str, list[str]]:
 # Steps (run under pmap, axis 'batch')
 
 
-def train_step(state: state_lib.TrainState, batch: dict, model, linear_probe: bool):
-  """One step: softmax cross-entropy, gradients and batch statistics averaged over devices."""
+def train_step(state: state_lib.TrainState, batch: dict, model, linear_probe: bool,
+               augment_params: Optional[augment.AugmentParams] = None):
+  """One step: softmax cross-entropy, gradients and batch statistics averaged over devices.
+
+  uint8 clips are scaled and, when the batch carries ``augment_seed``, augmented here on the
+  device (fakeout_jax.augment)."""
+  batch = {**batch, "video": augment.train_video(batch, augment_params)}
+
   def loss_fn(params):
     variables = {"params": params, "batch_stats": state.batch_stats}
     if linear_probe:  # frozen backbone in inference mode: its statistics do not move
@@ -124,9 +131,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   step = int(state.step)
   state = jax_utils.replicate(state)
 
-  p_train_step = jax.pmap(functools.partial(train_step, model=model,
-                                            linear_probe=config.train.linear_probe),
-                          axis_name="batch", donate_argnums=(0,))
+  p_train_step = jax.pmap(functools.partial(
+      train_step, model=model, linear_probe=config.train.linear_probe,
+      augment_params=augment.AugmentParams.from_config(config.input)),
+      axis_name="batch", donate_argnums=(0,))
   p_eval_step = jax.pmap(functools.partial(state_lib.eval_step, model=eval_model),
                          axis_name="batch")
 
@@ -142,7 +150,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         files["train"], config.input, batch_size=per_host, seed=config.train.seed, epoch=epoch,
         start_index=offset * per_host, host=host, record_filter=train_filter,
         label_counts=counts)
-    for batch in input_pipeline.iterate(ds, local):
+    # Double buffering: the next batch is copied to the devices while this step runs.
+    for batch in jax_utils.prefetch_to_device(input_pipeline.iterate(ds, local), 2):
       state, metrics = p_train_step(state, batch)
       step += 1
       window_steps += 1

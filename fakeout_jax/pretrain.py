@@ -48,6 +48,7 @@ from flax import jax_utils
 from data import logs
 from data import records
 from data import workdir as workdir_lib
+from fakeout_jax import augment
 from fakeout_jax import checkpoints
 from fakeout_jax import input_pipeline
 from fakeout_jax import models
@@ -157,7 +158,10 @@ def _embeddings(outputs) -> tuple[jax.Array, jax.Array]:
 
 
 def train_step(state: state_lib.TrainState, batch: dict, model, temperature: float,
-               normalize: bool):
+               normalize: bool, augment_params: Optional[augment.AugmentParams] = None):
+  # uint8 clips scaled and (with ``augment_seed`` in the batch) augmented on the device.
+  batch = {"video": augment.train_video(batch, augment_params), "audio": batch["audio"]}
+
   def loss_fn(params):
     variables = {"params": params, "batch_stats": state.batch_stats}
     outputs, updates = state_lib.forward(model, variables, batch, train=True)
@@ -247,8 +251,9 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str, *,
   state = jax_utils.replicate(state)
   objective = dict(temperature=float(config.pretrain.temperature),
                    normalize=bool(config.pretrain.normalize_embeddings))
-  p_train_step = jax.pmap(functools.partial(train_step, model=model, **objective),
-                          axis_name="batch", donate_argnums=(0,))
+  p_train_step = jax.pmap(functools.partial(
+      train_step, model=model, augment_params=augment.AugmentParams.from_config(config.input),
+      **objective), axis_name="batch", donate_argnums=(0,))
   p_eval_step = jax.pmap(functools.partial(eval_step, model=model, **objective),
                          axis_name="batch")
   schedule = learning_rate_schedule(config, total_steps)
@@ -265,8 +270,10 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str, *,
         files["train"], config.input, batch_size=per_host, seed=config.train.seed, epoch=epoch,
         start_index=offset * per_host, host=host, record_filter=train_filter,
         label_counts=counts)
-    for batch in input_pipeline.iterate(ds, local):
-      batch = {k: batch[k] for k in ("video", "audio")}
+    batches = ({k: b[k] for k in ("video", "audio", "augment_seed") if k in b}
+               for b in input_pipeline.iterate(ds, local))
+    # Double buffering: the next batch is copied to the devices while this step runs.
+    for batch in jax_utils.prefetch_to_device(batches, 2):
       state, metrics = p_train_step(state, batch)
       step += 1
       window_steps += 1

@@ -28,6 +28,7 @@ from flax.training import train_state
 
 from data import records
 from data import workdir as workdir_lib
+from fakeout_jax import augment
 from fakeout_jax import checkpoints
 from fakeout_jax import input_pipeline
 from fakeout_jax import models
@@ -300,8 +301,9 @@ def load_variables(config: ml_collections.ConfigDict, checkpoint: str,
 
 
 def forward(model, variables, batch, train: bool):
+  """The model on a batch; uint8 frames (training batches) are scaled to [0, 1] first."""
   audio = batch.get("audio") if model.modality == "video_audio" else None
-  return model.apply(variables, batch["video"], audio, train=train,
+  return model.apply(variables, augment.frames_to_float(batch["video"]), audio, train=train,
                      mutable=["batch_stats"] if train else False)
 
 

@@ -123,8 +123,13 @@ def test_train_batches_are_deterministic_and_resumable(tmp_path):
     np.testing.assert_array_equal(a["video"], b["video"])
     np.testing.assert_array_equal(a["label"], b["label"])
   batch = full[0]
-  assert batch["video"].shape == (4, 4, 32, 32, 3) and batch["video"].dtype == np.float32
+  # uint8 frames, augmented on the device from each example's seed (fakeout_jax.augment).
+  assert batch["video"].shape == (4, 4, 32, 32, 3) and batch["video"].dtype == np.uint8
+  assert batch["augment_seed"].shape == (4, 2)
   assert batch["audio"].shape == (4, 183, 80, 1)
+  c.augment_on = "host"  # the former tf.data augmentation: float32 in [0, 1]
+  batch = next(ip.train_dataset(files, c, batch_size=4, seed=0, epoch=1).as_numpy_iterator())
+  assert batch["video"].dtype == np.float32 and "augment_seed" not in batch
   assert 0.0 <= batch["video"].min() and batch["video"].max() <= 1.0
 
 

@@ -74,7 +74,9 @@ def _config(**overrides):
 
 def _decode_frames(video):
   """[T, S, S, 3] clip -> (track id, frame indices) from its painted colours."""
-  centre = np.asarray(video)[:, video.shape[1] // 2, video.shape[2] // 2] * 255.0
+  centre = np.asarray(video)[:, video.shape[1] // 2, video.shape[2] // 2].astype(np.float64)
+  if video.dtype != np.uint8:  # evaluation clips are float32 in [0, 1]; training ones uint8
+    centre *= 255.0
   tracks = np.round((centre[:, 0] - 10) / RED_STEP).astype(int)
   frames = np.round((centre[:, 1] - 10) / GREEN_STEP).astype(int)
   assert len(set(tracks)) == 1, f"one clip mixes tracks {tracks}"
