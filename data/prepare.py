@@ -346,6 +346,16 @@ def run_beam(jobs: list[ShardJob], out: pathlib.Path, options: PrepareOptions,
 
   results_prefix = out / ".beam" / "results"
   pipeline_options = PipelineOptions(list(beam_args))
+  explicit_mode = any(a.startswith("--direct_running_mode") for a in beam_args)
+  if (pipeline_options.get_all_options().get("direct_num_workers") or 1) > 1 and not explicit_mode:
+    # --direct_num_workers N alone means N local worker processes (Beam's multi-processing
+    # direct runner); Beam's default mode would run one worker in this process.
+    pipeline_options = PipelineOptions([*beam_args, "--direct_running_mode=multi_processing"])
+  if pipeline_options.get_all_options().get("direct_running_mode") == "multi_processing":
+    # The worker processes start `python -m apache_beam...`: they must import this project.
+    project = str(pathlib.Path(__file__).resolve().parents[1])
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (project, os.environ.get("PYTHONPATH")) if p)
   with beam.Pipeline(options=pipeline_options) as p:
     _ = (p | "Shards" >> beam.Create(jobs) | "Reshuffle" >> beam.Reshuffle()
          | "Track+write" >> beam.ParDo(ShardDoFn())
