@@ -92,6 +92,7 @@ def pretrained_run(record_root, tmp_path_factory):
   return config, workdir, final
 
 
+@pytest.mark.slow  # one pre-training run: minutes of compiling on 2 cores
 def test_pretraining_on_reals_learns_and_validates(pretrained_run):
   config, workdir, final = pretrained_run
   assert int(final.step) == 5 * (10 // 4)   # reals only: 10 tracks, batches of 4, 5 epochs
@@ -108,6 +109,7 @@ def test_pretraining_on_reals_learns_and_validates(pretrained_run):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+@pytest.mark.slow  # one pre-training run: minutes of compiling on 2 cores
 def test_finetune_starts_from_the_pretrained_backbone(pretrained_run, record_root):
   _, workdir, _ = pretrained_run
   loaded = state.pretrained_backbone(str(workdir))
