@@ -9,6 +9,7 @@ import pytest
 from data import constants, tracks as tracks_lib
 from inconsistency_jax import explain, inference, scoring
 from tests import inconsistency_records as fixtures
+from tests import video_fixtures as vf
 
 
 @pytest.fixture(scope="module")
@@ -19,10 +20,17 @@ def scorer(tmp_path_factory):
   return inference.Scorer.from_workdir(workdir)
 
 
-def _track(index, num_frames, audio=True, seed=0, start=0.0):
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+  """A real source file: the records of a tracked video carry its audio codec (schema v2)."""
+  path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+  return str(vf.write_scene(path, vf.Scene((64, 48), 0.5, ()), fps=29, audio=vf.tone(5.0)))
+
+
+def _track(clip, index, num_frames, audio=True, seed=0, start=0.0):
   arrays = fixtures.track_arrays(index, num_frames, seed=seed, audio=audio)
   return tracks_lib.Track(
-      video_id="clip", video_path="clip.mp4", track_index=index, name=f"clip@part{index}",
+      video_id="clip", video_path=clip, track_index=index, name=f"clip@part{index}",
       fps=constants.FPS, timestamps=arrays.timestamps + start, frames_224=arrays.frames_224,
       frames_112=arrays.frames_112, landmarks_224=arrays.landmarks,
       transforms_224=np.zeros((num_frames, 2, 3), np.float32),
@@ -30,8 +38,9 @@ def _track(index, num_frames, audio=True, seed=0, start=0.0):
       audio=arrays.audio, has_audio=audio, source_size=(320, 240))
 
 
-def test_report_names_the_least_consistent_seconds(scorer, tmp_path):
-  summary = explain.explain_tracks(scorer, "clip.mp4", [_track(0, 120), _track(1, 40, audio=False)],
+def test_report_names_the_least_consistent_seconds(scorer, clip, tmp_path):
+  summary = explain.explain_tracks(scorer, clip, [_track(clip, 0, 120),
+                                                  _track(clip, 1, 40, audio=False)],
                                    tmp_path, top_k=2, threshold=10.0)
   first, second = summary["tracks"]
   assert first["num_windows"] == 6 and first["flags"] == []
@@ -61,9 +70,9 @@ def test_report_names_the_least_consistent_seconds(scorer, tmp_path):
   assert "2 windows instead of 6" in page and "no audio" in page
 
 
-def test_a_video_too_short_for_two_windows_is_refused_with_a_report(scorer, tmp_path):
+def test_a_video_too_short_for_two_windows_is_refused_with_a_report(scorer, clip, tmp_path):
   with pytest.raises(explain.ExplainError, match="too short: 20 frames"):
-    explain.explain_tracks(scorer, "clip.mp4", [_track(0, 20)], tmp_path)
+    explain.explain_tracks(scorer, clip, [_track(clip, 0, 20)], tmp_path)
   report = json.loads((tmp_path / "report.json").read_text())
   assert report["tracks"][0]["status"] == "too_short" and "score" not in report
 
