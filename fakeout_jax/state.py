@@ -240,7 +240,8 @@ def check_model_config(config: ml_collections.ConfigDict, checkpoint: str,
   if carried is None:
     return
   ours = json.loads(json.dumps(config.model.to_dict(), default=str))
-  shared = {k: carried[k] for k in carried if k in ours}
+  # The computation dtype is no property of the weights (they are float32 either way).
+  shared = {k: carried[k] for k in carried if k in ours and k != "dtype"}
   changed = sorted(workdir_lib._diff_keys(shared, {k: ours[k] for k in shared}))  # noqa: SLF001
   if changed:
     key = changed[0]

@@ -88,4 +88,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
         whisper_overrides=ml_collections.ConfigDict(dict(width=64, num_heads=2, num_layers=1)),
         context="window", pooling="transformer", temporal=_transformer(64, 1, 2, 0.0)))
   config.visual = ml_collections.ConfigDict(config.identity.to_dict())
+  # Computation dtype, 'float32' (paper runs) or 'bfloat16' (TPU/GPU); parameters, optimiser
+  # state and batch statistics stay float32, embeddings are normalised in float32.
+  config.dtype = "float32"
   return config

@@ -152,13 +152,16 @@ def _identity_encoder(face_config: ml_collections.ConfigDict, temporal_config, e
       max_frames=max_frames, bn_axis_name=bn_axis_name, dtype=dtype)
 
 
-def build_detector(config: ml_collections.ConfigDict, dtype: Any = jnp.float32,
+def build_detector(config: ml_collections.ConfigDict, dtype: Any = None,
                    bn_axis_name: Optional[str] = None) -> InconsistencyDetector:
   """The detector described by a model sub-config (``configs/model.py``).
 
-  ``bn_axis_name`` overrides ``config.bn_axis_name`` (e.g. 'batch' inside ``jax.pmap``).
+  ``bn_axis_name`` overrides ``config.bn_axis_name`` (e.g. 'batch' inside ``jax.pmap``);
+  ``dtype`` overrides ``config.dtype``, the computation dtype (parameters and batch statistics
+  stay float32; configs saved before the option existed compute in float32).
   """
   axis = bn_axis_name if bn_axis_name is not None else config.get("bn_axis_name")
+  dtype = jnp.dtype(dtype if dtype is not None else config.get("dtype", "float32"))
   if config.audio.context not in ("window", "full"):
     raise ValueError(f"audio.context must be 'window' (Whisper on the window only) or 'full' "
                      f"(30-s padded input), got {config.audio.context!r}")
