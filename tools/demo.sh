@@ -68,42 +68,65 @@ for split in train val test; do
     --out "$out/records/synthetic/$split" --workers 2 --videos-per-shard 8
 done
 
-stage fakeout_finetune "3. FakeOut: fine-tune the tiny configuration from scratch (no pretrained weights here)"
+stage fakeout_pretrain "3. FakeOut: MMV-style self-supervised pre-training (video-audio NCE) on the REAL training videos, labels unused"
+python -m fakeout_jax.pretrain --config fakeout_jax/configs/pretrain_synthetic_tiny.py \
+  --config.data.root="$out/records" --workdir "$out/fakeout_pretrain"
+
+stage fakeout_finetune "4. FakeOut: fine-tune from the self-pre-trained backbone"
 python -m fakeout_jax.finetune --config fakeout_jax/configs/synthetic_tiny.py \
-  --config.data.root="$out/records" --workdir "$out/fakeout"
+  --config.data.root="$out/records" --config.init.mode=pretrained \
+  --config.init.checkpoint="$out/fakeout_pretrain" --workdir "$out/fakeout"
 
-stage fakeout_evaluate "4. FakeOut: evaluate on held-out identities (per-video AUC, per category)"
-python -m fakeout_jax.evaluate --config fakeout_jax/configs/synthetic_tiny.py \
-  --config.data.root="$out/records" --checkpoint "$out/fakeout" --out "$out/fakeout/eval"
+stage fakeout_scratch "5. FakeOut control: the same fine-tuning from random weights"
+python -m fakeout_jax.finetune --config fakeout_jax/configs/synthetic_tiny.py \
+  --config.data.root="$out/records" --workdir "$out/fakeout_scratch"
 
-stage fakeout_predict "5. FakeOut: is this one video fake, which face, when?"
+stage fakeout_evaluate "6. FakeOut: evaluate both on held-out identities (per-video AUC, per category)"
+for run in fakeout fakeout_scratch; do
+  python -m fakeout_jax.evaluate --config fakeout_jax/configs/synthetic_tiny.py \
+    --config.data.root="$out/records" --checkpoint "$out/$run" --out "$out/$run/eval"
+done
+
+stage fakeout_predict "7. FakeOut: is this one video fake, which face, when?"
 video=$(python tools/demo_pick.py first "$synth" FakeVideo-RealAudio)
 python -m fakeout_jax.predict "$video" --checkpoint "$out/fakeout" --out "$out/reports"
 
 # One XLA compilation cache for the stages below: explain reuses evaluate's compiled programs.
 export JAX_COMPILATION_CACHE_DIR="$out/jax_cache"
 
-stage inconsistency_train "6. inconsistency detector: train on the REAL training videos only (unsupervised)"
+stage inconsistency_train "8. inconsistency detector: train on the REAL training videos only (unsupervised)"
 python -m inconsistency_jax.train --config inconsistency_jax/configs/synthetic_tiny.py \
   --config.data.root="$out/records/synthetic" --workdir "$out/inconsistency"
 
-stage inconsistency_evaluate "7. inconsistency detector: evaluate per fake category and per synthetic kind (Intra, Cross, Intra+Cross)"
+stage inconsistency_evaluate "9. inconsistency detector: evaluate per fake category and per synthetic kind (Intra, Cross, Intra+Cross)"
 python -m inconsistency_jax.evaluate --config inconsistency_jax/configs/synthetic_tiny.py \
   --config.data.root="$out/records/synthetic" --workdir "$out/inconsistency" \
   --config.eval.ground_truth="$synth/synthetic_ground_truth.csv"
 
-stage inconsistency_explain "8. inconsistency detector: explain one identity-drift video (where is it inconsistent?)"
+stage inconsistency_explain "10. inconsistency detector: explain one identity-drift video (where is it inconsistent?)"
 # the longest held-out drift video: the most windows to compare
 drift=$(python tools/demo_pick.py longest "$synth" --kind drift --split test)
 python -m inconsistency_jax.explain "$drift" --checkpoint "$out/inconsistency" \
   --out "$out/reports/explain" --top-k 2
 
-stage summary "9. scoreboard: AUC on the held-out test identities, overall (95 % bootstrap interval) and per synthetic kind"
+stage avdf "11. one verdict: calibrate both detectors on the val identities, fused vs single on the test identities, one detect report"
+models=(--fakeout "$out/fakeout" --inconsistency "$out/inconsistency")
+python -m avdf.detect calibrate --records "$out/records/synthetic/val" "${models[@]}" \
+  --out "$out/avdf/calibration.json"
+python -m avdf.detect evaluate --records "$out/records/synthetic/test" "${models[@]}" \
+  --calibration "$out/avdf/calibration.json" --out "$out/avdf/eval" \
+  --ground-truth "$synth/synthetic_ground_truth.csv"
+python -m avdf.detect "$drift" "${models[@]}" --calibration "$out/avdf/calibration.json" \
+  --out "$out/avdf/detect" --workers 1
+
+stage summary "12. scoreboard: AUC on the held-out test identities, overall (95 % bootstrap interval) and per synthetic kind"
 python tools/demo_summary.py write --out "$out/summary.json" --seconds "$seconds" \
   --ground-truth "$synth/synthetic_ground_truth.csv" \
   --detector fakeout="$out/fakeout/eval" \
-  --detector inconsistency="$out/inconsistency/eval"
+  --detector fakeout.scratch="$out/fakeout_scratch/eval" \
+  --detector inconsistency="$out/inconsistency/eval" \
+  --detector fused="$out/avdf/eval"
 
 exec 2>&3
 echo
-echo "== done in $(( $(date +%s) - start ))s: $out/summary.json; tables in $out/fakeout/eval/results.md and $out/inconsistency/eval/table2*.md, reports in $out/reports"
+echo "== done in $(( $(date +%s) - start ))s: $out/summary.json; tables in $out/fakeout/eval/results.md and $out/inconsistency/eval/table2*.md, reports in $out/reports and $out/avdf/detect"

@@ -9,8 +9,9 @@
   python tools/demo_summary.py readme demo_out/summary.json README.md   rewrite the README's block
 
 Per detector: the per-video scores of the held-out test identities (FakeOut: max over a video's
-tracks of its mean clip score, from scores_<set>.csv; inconsistency: the least consistent track,
-from <set>/video_scores.csv); "auc" = all fakes against all reals, in %, with a 95 % percentile
+tracks of its mean clip score, from scores_<set>.csv; inconsistency: the least consistent
+track, from <set>/video_scores.csv; fused: avdf.detect evaluate's calibrated probability, from
+videos.csv); "auc" = all fakes against all reals, in %, with a 95 % percentile
 bootstrap interval ("auc_ci", 2000 draws, seed 0); "auc_by_kind" = each synthetic kind's fakes
 against all reals. A "NAME.SUB" detector (e.g. fakeout.scratch) is stored under
 summary[NAME] as SUB_auc, SUB_auc_ci, SUB_auc_by_kind.
@@ -18,6 +19,7 @@ summary[NAME] as SUB_auc, SUB_auc_ci, SUB_auc_by_kind.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import pathlib
 import sys
@@ -31,6 +33,11 @@ README_END = "<!-- demo-summary:end -->"
 
 def video_rows(eval_dir: pathlib.Path) -> list[dict]:
   """Per-video scores (higher = more fake) of the one test set an evaluation folder holds."""
+  fused = eval_dir / "videos.csv"
+  if fused.is_file():  # avdf.detect evaluate: the calibrated fused probability per video
+    with open(fused, newline="") as f:
+      return [{**r, "label": int(r["label"]), "score": float(r["fused"])}
+              for r in csv.DictReader(f) if r.get("fused") not in ("", None)]
   fakeout = sorted(eval_dir.glob("scores_*.csv"))
   if fakeout:
     if len(fakeout) > 1:
