@@ -193,6 +193,12 @@ def device_batches(ds):
     yield input_pipeline.shard_for_devices(batch, devices)
 
 
+def prefetched_batches(ds, size: int = 2):
+  """device_batches already on the devices, `size` ahead (double buffering: the next batch is
+  copied while a step runs)."""
+  return flax.jax_utils.prefetch_to_device(device_batches(ds), size)
+
+
 # ----------------------------------------------------------------------------------------------
 # Loop
 
@@ -298,7 +304,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                   disable=jax.process_index() != 0, dynamic_ncols=True)
   tick, step, last_logged = time.perf_counter(), start_step, start_step
   try:
-    for step, batch in enumerate(device_batches(ds), start=start_step + 1):
+    for step, batch in enumerate(prefetched_batches(ds), start=start_step + 1):
       state, step_metrics = p_train_step(state, batch)
       metrics.add(step, step_metrics)
       if step % config.train.log_every_steps == 0 or step == num_steps:
