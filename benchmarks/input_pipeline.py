@@ -1,6 +1,6 @@
 """FakeOut input pipeline speed: training clips/s from TFRecords, and record writing speed.
 
-  python benchmarks/input_pipeline.py [--tracks 16] [--frames 120] [--batches 20] [--out r.json]
+  python benchmarks/input_pipeline.py [--tracks 16] [--frames 120] [--batches 20] [--json r.json]
 
 Writes `--tracks` synthetic face tracks (224x224 JPEG frames with texture, 44.1 kHz audio) as
 records in a temporary folder, then measures on this machine:
@@ -8,11 +8,19 @@ records in a temporary folder, then measures on this machine:
 * prepare_records_per_s: serialising tracks into records (JPEG encoding, audio PCM), excluding
   face tracking, in one process (= per core);
 * train_clips_per_s: the training pipeline at the released sizes (32 frames x 224x224, stride 2,
-  audio log-mel [183, 80], augmentation, minority oversampling), tf.data using every core;
-  divided by the number of cores for the per-core figure (target: >= 15 per core);
+  audio log-mel [183, 80], augmentation enabled, minority oversampling), tf.data using every
+  core, on the default path: uint8 frames to the device, the augmentation left to the train step
+  (input.augment_on='device'); divided by the number of cores for the per-core figure
+  ``train_clips_per_s_per_core`` (target: >= 15 per core of host work);
+* host_float32_path: the former path (float32 frames, augmentation in tf.data on the host),
+  measured in the same run, one pipeline at a time in the order uint8, float32, float32, uint8
+  so that a load trend hits both; ``uint8_over_float32`` is the ratio of their clips/s;
+* bytes_per_clip: what one training clip sends to the device on each path (video + audio);
 * variants: training clips/s without augmentation, without audio, and without both (where the
   time goes);
-* eval_tracks_per_s: the evaluation pipeline (5 clips per track).
+* eval_tracks_per_s: the evaluation pipeline (5 clips per track);
+* load_average: the machine's 1-minute load average before and after (other jobs share the
+  cores: compare the two paths by their ratio, not across runs).
 
 Prints one JSON object.
 """
@@ -49,7 +57,7 @@ VARIANTS = {"no_augment": {"augment": False}, "no_audio": {"use_audio": False},
             "decode_only": {"augment": False, "use_audio": False}}
 
 
-def train_clips_per_s(files, config, args) -> float:
+def train_clips_per_s(files, config, args, return_batch: bool = False):
   ds = input_pipeline.train_dataset(files, config, batch_size=args.batch_size, seed=0,
                                     epoch=0).repeat()
   iterator = ds.as_numpy_iterator()
@@ -59,7 +67,37 @@ def train_clips_per_s(files, config, args) -> float:
     batch = next(iterator)
   seconds = time.perf_counter() - start
   assert batch["video"].shape == (args.batch_size, 32, 224, 224, 3)
-  return args.batches * args.batch_size / seconds
+  del iterator, ds  # stop this pipeline's background work before the next one is timed
+  clips_per_s = args.batches * args.batch_size / seconds
+  return (clips_per_s, batch) if return_batch else clips_per_s
+
+
+def bytes_per_clip(batch) -> int:
+  """Bytes one clip of a training batch sends to the device (arrays the train step takes)."""
+  return int(sum(batch[k].nbytes for k in ("video", "audio", "augment_seed") if k in batch)
+             // len(batch["label"]))
+
+
+def compare_paths(files, args) -> dict:
+  """uint8 frames (augmented later on the device) vs the former float32 host-augmented path.
+
+  One pipeline at a time (a tf.data pipeline keeps filling its buffers in the background, so
+  two alive at once would steal each other's time), in the order A B B A so that a load trend
+  hits both alike; each path's figure is the mean of its two runs."""
+  paths = {"uint8_device_augment": "device", "float32_host_augment": "host"}
+  runs, sizes = {name: [] for name in paths}, {}
+  for name in ("uint8_device_augment", "float32_host_augment", "float32_host_augment",
+               "uint8_device_augment"):
+    config = input_pipeline.get_config()
+    config.augment_on = paths[name]
+    clips_per_s, batch = train_clips_per_s(files, config, args, return_batch=True)
+    runs[name].append(clips_per_s)
+    sizes[name] = bytes_per_clip(batch)
+  clips = {name: float(np.mean(values)) for name, values in runs.items()}
+  return {"clips_per_s": clips, "runs": runs, "bytes_per_clip": sizes,
+          "uint8_over_float32": clips["uint8_device_augment"] / clips["float32_host_augment"],
+          "bytes_float32_over_uint8": sizes["float32_host_augment"] /
+          sizes["uint8_device_augment"]}
 
 
 def main(argv=None) -> dict:
@@ -68,11 +106,12 @@ def main(argv=None) -> dict:
   parser.add_argument("--frames", type=int, default=120)
   parser.add_argument("--batch-size", type=int, default=8)
   parser.add_argument("--batches", type=int, default=20)
-  parser.add_argument("--out", default=None)
+  parser.add_argument("--json", "--out", dest="out", default=None, help="also write the JSON here")
   args = parser.parse_args(argv)
   rng = np.random.default_rng(0)
   cores = os.cpu_count() or 1
-  result = {"cores": cores, "tracks": args.tracks, "frames_per_track": args.frames}
+  result = {"cores": cores, "tracks": args.tracks, "frames_per_track": args.frames,
+            "load_average_start": os.getloadavg()[0]}
   with tempfile.TemporaryDirectory() as tmp:
     tracks = [synthetic_track(rng, args.frames) for _ in range(args.tracks)]
     start = time.perf_counter()
@@ -86,11 +125,21 @@ def main(argv=None) -> dict:
     result["prepare_frames_per_s"] = args.tracks * args.frames / seconds
     result["record_mb"] = path.stat().st_size / args.tracks / 1e6
 
-    config = input_pipeline.get_config()
+    config = input_pipeline.get_config()  # augmentation enabled, uint8 path (the default)
+    assert config.augment and config.augment_on == "device"
     files = [str(path)]
-    result["train_clips_per_s"] = train_clips_per_s(files, config, args)
+    paths = compare_paths(files, args)
+    result["train_clips_per_s"] = paths["clips_per_s"]["uint8_device_augment"]
     result["train_clips_per_s_per_core"] = result["train_clips_per_s"] / cores
     result["train_target_per_core"] = 15
+    result["host_float32_path"] = {
+        "train_clips_per_s": paths["clips_per_s"]["float32_host_augment"],
+        "train_clips_per_s_per_core": paths["clips_per_s"]["float32_host_augment"] / cores}
+    result["runs_clips_per_s"] = paths["runs"]
+    result["uint8_over_float32"] = paths["uint8_over_float32"]
+    result["bytes_per_clip"] = paths["bytes_per_clip"]
+    result["bytes_float32_over_uint8"] = paths["bytes_float32_over_uint8"]
+    result["load_average_after_train"] = os.getloadavg()[0]
     # Where the time goes: the same pipeline without augmentation and/or audio.
     result["variants"] = {}
     for name, overrides in VARIANTS.items():
@@ -102,6 +151,7 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     count = sum(int(b["mask"].sum()) for b in ds.as_numpy_iterator())
     result["eval_tracks_per_s"] = count / (time.perf_counter() - start)
+  result["load_average_end"] = os.getloadavg()[0]
   text = json.dumps(result, indent=1)
   print(text)
   if args.out:

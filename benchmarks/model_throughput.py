@@ -18,6 +18,12 @@ other load; timeit's convention) and from the median, clips per CPU-second (the 
 time per step: the work done, far steadier than wall time when other jobs share the cores),
 and the ratios Flax / Haiku of all three (target >= 1.0).
 
+``--compare dtype`` measures instead the Flax FakeOut in float32 against the same network with
+``model.dtype='bfloat16'`` (parameters, optimiser state and batch statistics float32), timed
+alternately in one run, with the ratio bfloat16 / float32; ``machine.backend`` labels where it
+ran (on a CPU, bfloat16 is emulated and usually slower: the figure a TPU/GPU user cares about
+needs that accelerator).
+
 Sizes: 'small' = 4 frames of 64x64 with [48, 80] audio; 'full' = the released 32 frames of
 224x224 with [183, 80] audio. --frames/--image-size/--audio-frames override 'small'.
 """
@@ -61,6 +67,9 @@ def _parse_args(argv=None):
   parser.add_argument("--repeats", type=int, default=3, help="timed steps per network")
   parser.add_argument("--modes", nargs="+", default=["eval", "train"], choices=["eval", "train"])
   parser.add_argument("--out", type=pathlib.Path, help="also write the JSON here")
+  parser.add_argument("--compare", choices=["haiku", "dtype"], default="haiku",
+                      help="haiku: Flax vs the original Haiku network; dtype: Flax float32 vs "
+                           "bfloat16")
   return parser.parse_args(argv)
 
 
@@ -122,6 +131,22 @@ def _train_steps(backbone, checkpoint, variables, flax_model, inputs):
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), new_state, opt_state, loss
 
+  def replicate(tree):
+    return jax.device_put_replicated(tree, devices)
+
+  haiku_state = (replicate(checkpoint["params"]), replicate(checkpoint["state"]),
+                 replicate(optimizer.init(checkpoint["params"])))
+  return {
+      "haiku": _Step(jax.pmap(haiku_step, axis_name=axis, donate_argnums=(0, 1, 2)),
+                     haiku_state + tuple(inputs), carried=3),
+      "flax": _flax_train_step(flax_model, variables, inputs),
+  }
+
+
+def _flax_train_step(flax_model, variables, inputs):
+  """The Flax network's pmap'd training step (Adam), its state carried over between calls."""
+  optimizer = optax.adam(LEARNING_RATE)
+
   def flax_step(params, batch_stats, opt_state, v, a, w, y):
     def loss_fn(params):
       out, new = flax_model.apply({"params": params, "batch_stats": batch_stats}, v, a, w,
@@ -133,22 +158,30 @@ def _train_steps(backbone, checkpoint, variables, flax_model, inputs):
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), new_stats, opt_state, loss
 
-  def replicate(tree):
-    return jax.device_put_replicated(tree, devices)
-
-  haiku_state = (replicate(checkpoint["params"]), replicate(checkpoint["state"]),
-                 replicate(optimizer.init(checkpoint["params"])))
-  flax_state = (replicate(variables["params"]), replicate(variables["batch_stats"]),
-                replicate(optimizer.init(variables["params"])))
-  return {
-      "haiku": _Step(jax.pmap(haiku_step, axis_name=axis, donate_argnums=(0, 1, 2)),
-                     haiku_state + tuple(inputs), carried=3),
-      "flax": _Step(jax.pmap(flax_step, axis_name="batch", donate_argnums=(0, 1, 2)),
-                    flax_state + tuple(inputs), carried=3),
-  }
+  devices = jax.local_devices()
+  flax_state = tuple(jax.device_put_replicated(tree, devices) for tree in (
+      variables["params"], variables["batch_stats"], optimizer.init(variables["params"])))
+  return _Step(jax.pmap(flax_step, axis_name="batch", donate_argnums=(0, 1, 2)),
+               flax_state + tuple(inputs), carried=3)
 
 
-def _measure(functions, repeats, clips_per_step):
+def _dtype_steps(config, variables, inputs, mode):
+  """The same Flax network and variables computing in float32 and in bfloat16."""
+  steps = {}
+  for dtype in ("float32", "bfloat16"):
+    typed = config.copy_and_resolve_references()
+    typed.dtype = dtype
+    model = models.create_model(typed, axis_name="batch" if mode == "train" else None)
+    if mode == "train":
+      steps[dtype] = _flax_train_step(model, variables, inputs)
+    else:
+      apply = jax.jit(lambda variables, v, a, w, model=model: model.apply(variables, v, a, w,
+                                                                          train=False))
+      steps[dtype] = _Step(apply, (jax.device_put(variables),) + tuple(inputs[:3]))
+  return steps
+
+
+def _measure(functions, repeats, clips_per_step, pair=("flax", "haiku")):
   results = {}
   for name, fn in functions.items():
     start = time.perf_counter()
@@ -172,7 +205,7 @@ def _measure(functions, repeats, clips_per_step):
     result["clips_per_s"] = round(clips_per_step / best, 3)
     result["clips_per_s_median"] = round(clips_per_step / median, 3)
     result["clips_per_cpu_s"] = round(clips_per_step / result["median_cpu_s"], 3)
-  flax, haiku = results["flax"], results["haiku"]
+  flax, haiku = results[pair[0]], results[pair[1]]  # numerator, denominator
   ratios = {"best": flax["clips_per_s"] / haiku["clips_per_s"],
             "median": flax["clips_per_s_median"] / haiku["clips_per_s_median"],
             "cpu": flax["clips_per_cpu_s"] / haiku["clips_per_cpu_s"]}
@@ -185,6 +218,7 @@ def run(args) -> dict:
                      "audio_frames": args.audio_frames}, "full": FULL}
   output = {
       "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                  "backend": jax.default_backend(),
                   "devices": [str(d) for d in jax.local_devices()],
                   "jax": jax.__version__, "load_average_start": os.getloadavg()},
       "batch_per_device": args.batch, "repeats": args.repeats, "runs": [],
@@ -203,21 +237,25 @@ def run(args) -> dict:
         expected = jax.eval_shape(lambda: flax_model.init(jax.random.PRNGKey(0), *one[:3],
                                                           train=False))
         variables, _ = checkpoints.convert(checkpoint, expected)
-        build = _eval_steps if mode == "eval" else _train_steps
-        functions = build(backbone, checkpoint, variables, flax_model, inputs)
         clips = args.batch * (devices if mode == "train" else 1)
-        results, ratio = _measure(functions, args.repeats, clips)
+        if args.compare == "dtype":
+          functions = _dtype_steps(config, variables, inputs, mode)
+          pair, ratio_key = ("bfloat16", "float32"), "ratio_bfloat16_over_float32"
+        else:
+          build = _eval_steps if mode == "eval" else _train_steps
+          functions = build(backbone, checkpoint, variables, flax_model, inputs)
+          pair, ratio_key = ("flax", "haiku"), "ratio_flax_over_haiku"
+        results, ratio = _measure(functions, args.repeats, clips, pair)
         run_result = {"backbone": backbone, "size": size_name, "mode": mode,
-                      "clips_per_step": clips, **shape, **results,
-                      "ratio_flax_over_haiku": ratio}
+                      "clips_per_step": clips, **shape, **results, ratio_key: ratio,
+                      "load_average": os.getloadavg()[0]}
         output["runs"].append(run_result)
-        print(json.dumps({k: run_result[k] for k in ("backbone", "size", "mode",
-                                                     "ratio_flax_over_haiku")}),
+        print(json.dumps({k: run_result[k] for k in ("backbone", "size", "mode", ratio_key)}),
               file=sys.stderr, flush=True)  # progress while the full JSON is assembled
         del functions, variables
   output["load_average_end"] = os.getloadavg()
-  output["summary"] = {f"{r['backbone']}/{r['size']}/{r['mode']}": r["ratio_flax_over_haiku"]
-                       for r in output["runs"]}
+  output["summary"] = {f"{r['backbone']}/{r['size']}/{r['mode']}": r.get(
+      "ratio_flax_over_haiku", r.get("ratio_bfloat16_over_float32")) for r in output["runs"]}
   return output
 
 
