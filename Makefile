@@ -33,7 +33,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
 
 lint: $(STAMP)
-	$(PY) -m flake8 data fakeout_jax inconsistency_jax tests benchmarks tools
+	$(PY) -m flake8 data fakeout_jax inconsistency_jax avdf tests benchmarks tools
 
 clean-env:
 	rm -rf $(VENV)
