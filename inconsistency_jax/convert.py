@@ -65,10 +65,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   logs.setup()
   use_torch = {"auto": None, "yes": True, "no": False}[args.torch]
   cli_errors.writable_dir(args.out, create=False)
-  if args.adaface:
-    conversion = checkpoints.convert_adaface(args.adaface, args.arch, use_torch=use_torch)
-  else:
-    conversion = checkpoints.convert_whisper(args.whisper, use_torch=use_torch)
+  source = args.adaface or args.whisper
+  try:
+    if args.adaface:
+      conversion = checkpoints.convert_adaface(args.adaface, args.arch, use_torch=use_torch)
+    else:
+      conversion = checkpoints.convert_whisper(args.whisper, use_torch=use_torch)
+  except checkpoints.CheckpointMismatchError as error:
+    # Every missing, unexpected and mis-shaped entry; the error line below is one line.
+    print(str(error), file=sys.stderr)
+    raise cli_errors.UserError(f"{source} does not fit the model (every problem is listed "
+                               "above)") from None
   _report(conversion, args.quiet)
   out = checkpoints.save(args.out, conversion)
   info = {key: value for key, value in conversion.info.items() if key != "source"}
