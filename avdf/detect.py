@@ -236,9 +236,9 @@ def run_evaluate(argv) -> int:
   cal = calibration.Calibration.load(args.calibration)
   groups = None
   if args.ground_truth:
-    from inconsistency_jax import evaluate as inconsistency_evaluate
+    from data import protocols
     try:
-      groups = inconsistency_evaluate.read_groups(args.ground_truth, args.ground_truth_column)
+      groups = protocols.read_ground_truth(args.ground_truth, args.ground_truth_column)
     except (OSError, ValueError) as e:
       raise UserError(f"--ground-truth: {e}") from None
   out = cli_errors.writable_dir(args.out)
