@@ -37,6 +37,7 @@ from typing import Optional, Sequence
 from avdf import analysis
 from avdf import detectors
 from avdf import report
+from data import workers as worker_processes
 
 log = logging.getLogger(__name__)
 
@@ -244,8 +245,8 @@ def _run_pool(todo, workers, options, verbose, analyse, record, stats) -> None:
   context = multiprocessing.get_context("spawn")
   while queue:
     with concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=init_worker,
-        initargs=(options, threads, verbose)) as pool:
+        max_workers=workers, mp_context=context, initializer=worker_processes.initializer,
+        initargs=(os.getpid(), init_worker, (options, threads, verbose))) as pool:
       in_flight = {}
       first = stats.videos == 0
 

@@ -25,6 +25,7 @@ import concurrent.futures
 import dataclasses
 import json
 import logging
+import os
 import pathlib
 import shutil
 import sys
@@ -34,6 +35,7 @@ from data import cli_errors
 from data import logs
 from data import video
 from data import video_writer
+from data import workers as workers_lib
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,10 @@ def reencode_tree(root: pathlib.Path, out: pathlib.Path, quality: str, workers: 
   failed = 0
   from tqdm import tqdm
   with open(out / "reencode.manifest.jsonl", "a") as manifest:
-    pool = (concurrent.futures.ProcessPoolExecutor(workers) if workers > 1 else None)
+    pool = None
+    if workers > 1:
+      pool = concurrent.futures.ProcessPoolExecutor(
+          workers, initializer=workers_lib.initializer, initargs=(os.getpid(),))
     results = pool.map(_job, jobs) if pool else map(_job, jobs)
     for entry in tqdm(results, total=len(jobs), desc=f"reencode {quality}", unit="video"):
       manifest.write(json.dumps(entry) + "\n")

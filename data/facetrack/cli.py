@@ -34,6 +34,7 @@ from data import cli_errors
 from data import constants
 from data import logs
 from data import video
+from data import workers as workers_lib
 from data.facetrack import crops
 from data.facetrack import detect
 from data.facetrack import output
@@ -192,8 +193,8 @@ def run(jobs: list, out_dir: pathlib.Path, options: pipeline.TrackerOptions, *,
     source, width = (suspects, 1) if isolate else (queue, workers)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(
-        max_workers=width, mp_context=context, initializer=initializer,
-        initargs=(options, threads, verbose)) as pool:
+        max_workers=width, mp_context=context, initializer=workers_lib.initializer,
+        initargs=(os.getpid(), initializer, (options, threads, verbose))) as pool:
       in_flight = {}
       broken = False
       while source or in_flight:

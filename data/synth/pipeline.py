@@ -20,6 +20,7 @@ import traceback
 
 import tqdm
 
+from data import workers as workers_lib
 from data.synth import identities as identities_lib
 from data.synth import layouts
 from data.synth import photos
@@ -187,7 +188,8 @@ def _render_all(entries, root: pathlib.Path, recipes, landmarks, bases,
   context = multiprocessing.get_context("forkserver")
   context.set_forkserver_preload(["data.synth.render", "data.synth.manipulations"])
   portraits, cpu = {}, 0.0
-  with futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+  with futures.ProcessPoolExecutor(workers, mp_context=context,
+                                   initializer=workers_lib.initializer, initargs=(None,)) as pool:
     jobs = {pool.submit(_build_portrait, recipes, landmarks, bases, identity): identity
             for identity in needed}
     for job in futures.as_completed(jobs):
@@ -198,7 +200,8 @@ def _render_all(entries, root: pathlib.Path, recipes, landmarks, bases,
                                            * e.video.plan.height, e.path))
   failures, sync = [], {}
   progress = tqdm.tqdm(total=len(ordered), unit="video", desc="synth")
-  with futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+  with futures.ProcessPoolExecutor(workers, mp_context=context,
+                                   initializer=workers_lib.initializer, initargs=(None,)) as pool:
     jobs = {}
     for entry in ordered:
       own = {i: portraits[i] for i in _identities_of(entry.video)}
