@@ -236,19 +236,28 @@ def _frames_to_uint8(frames, image_size: int):
   return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
 
 
-def train_example(record, seed, c: ml_collections.ConfigDict):
+def train_example(record, seed, c: ml_collections.ConfigDict, slot=None, num_slots: int = 1):
   """One training clip: video [T, S, S, 3], audio [183, mel, 1], label.
 
   With ``augment_on='device'`` (default) the video is uint8 and, when augmenting, the example
   carries ``augment_seed`` (int32[2], a function of (seed, epoch, index)) for the train step;
-  with 'host' it is float32 in [0, 1], augmented here.
+  with 'host' it is float32 in [0, 1], augmented here. ``slot`` k of ``num_slots`` K (the K
+  clips of one track in a pre-training batch) draws the start inside the k-th of K equal parts
+  of the track, so the K clips (and their audio) do not overlap when the track holds K spans: a
+  clip overlapping its own negative would ask the loss to tell nearly equal audio apart.
   """
   where = c.get("augment_on", "device")
   if where not in ("device", "host"):
     raise ValueError(f"augment_on must be 'device' or 'host', got {where!r}")
   length = tf.shape(record["image/encoded"])[0]
   span = c.num_frames * c.frame_stride
-  if c.train_clip_start == "random":
+  if c.train_clip_start == "random" and slot is not None and num_slots > 1:
+    part = length // num_slots
+    first = tf.cast(slot, tf.int32) * part
+    start = first + tf.random.stateless_uniform(
+        [], seed=seed, maxval=tf.maximum(1, part - span + 1), dtype=tf.int32)
+    start = tf.minimum(start, tf.maximum(0, length - span))   # parts shorter than a span
+  elif c.train_clip_start == "random":
     max_start = tf.maximum(1, length - span + 1)
     start = tf.random.stateless_uniform([], seed=seed, maxval=max_start, dtype=tf.int32)
   elif c.train_clip_start == "start":
@@ -413,7 +422,8 @@ def train_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_s
     start_index: examples of this epoch already consumed (resume); skipped before decoding.
     record_filter: which tracks to use (FF++ protocols).
     ``c.clips_per_track`` (optional, default 1): K > 1 yields K clips of each track in a row,
-    each at its own random start (pre-training batches with other times of the same video).
+    the k-th starting at random inside the k-th of K equal parts of the track (pre-training
+    batches with other, non-overlapping times of the same video as negatives).
     label_counts: per-label track counts of this host's filtered files (computed when None).
   """
   files = _host_files(files, host)
@@ -446,11 +456,14 @@ def train_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_s
   else:
     raise ValueError(f"oversample must be 'balance' or 'none', got {c.oversample!r}")
   if clips > 1:  # consecutive clips of one track (pre-training: negatives from the same video)
-    ds = ds.flat_map(lambda r: tf.data.Dataset.from_tensors(r).repeat(clips))
+    ds = ds.flat_map(lambda r: tf.data.Dataset.range(clips).map(lambda k: (k, r)))
+  else:
+    ds = ds.map(lambda r: (tf.constant(0, tf.int64), r))
   steps = total // batch_size
   ds = ds.take(steps * batch_size).enumerate().skip(start_index)
   example_seed = lambda i: tf.stack([tf.cast(epoch_seed % (2**31), tf.int64), i])
-  ds = ds.map(lambda i, r: train_example(records.parse_track(r), example_seed(i), c),
+  ds = ds.map(lambda i, kr: train_example(records.parse_track(kr[1]), example_seed(i), c,
+                                          slot=kr[0], num_slots=clips),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 

@@ -106,7 +106,24 @@ def check_config(config: ml_collections.ConfigDict) -> dict[str, list[str]]:
                                 f"by the {jax.device_count()} devices")
   if config.train.batch_size // jax.device_count() < 1 or config.train.batch_size < 2:
     raise state_lib.ConfigError("NCE needs negatives: train.batch_size must be >= 2")
+  negatives = p.get("negatives", "batch")
+  clips = int(config.input.get("clips_per_track", 1))
+  if negatives not in ("batch", "same_track"):
+    raise state_lib.ConfigError(
+        f"pretrain.negatives must be 'batch' or 'same_track', got {negatives!r}")
+  if negatives == "same_track" and (
+      clips < 2 or (config.train.batch_size // jax.device_count()) % clips):
+    raise state_lib.ConfigError(
+        "pretrain.negatives='same_track' needs input.clips_per_track >= 2 dividing the "
+        f"per-device batch ({config.train.batch_size // jax.device_count()}); got {clips}")
   return files
+
+
+def negatives_group_size(config) -> int:
+  """0: every other clip of the global batch is a negative; K: only the K clips of one track."""
+  if config.pretrain.get("negatives", "batch") == "same_track":
+    return int(config.input.clips_per_track)
+  return 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -114,13 +131,16 @@ def check_config(config: ml_collections.ConfigDict) -> dict[str, list[str]]:
 
 
 def nce_loss(video: jax.Array, audio: jax.Array, temperature: float, normalize: bool,
-             axis_name: Optional[str] = "batch") -> tuple[jax.Array, dict]:
+             axis_name: Optional[str] = "batch", group_size: int = 0
+             ) -> tuple[jax.Array, dict]:
   """Symmetric NCE of this device's clips against the global batch.
 
   video, audio: [b, D] embeddings in S_va of this device's b clips (row i of both = one clip).
   Scores are dot products / temperature (cosines with ``normalize``). Row i's positive is its
   own clip's other modality; its negatives are the other modality of every other clip of the
-  global batch. Returns the mean loss of this device's rows (pmean it for the global mean) and
+  global batch, or with ``group_size`` K > 0 only of the other clips of its own group of K
+  consecutive clips of the global batch (the K clips of one track: other times of the same
+  video). Returns the mean loss of this device's rows (pmean it for the global mean) and
   retrieval accuracies.
   """
   video = video.astype(jnp.float32)
@@ -138,6 +158,12 @@ def nce_loss(video: jax.Array, audio: jax.Array, temperature: float, normalize: 
   targets = first + jnp.arange(b)
   video_to_audio = video @ all_audio.T / temperature    # [b, global batch]
   audio_to_video = audio @ all_video.T / temperature
+  mean_similarity = jnp.mean(video_to_audio) * temperature
+  if group_size:
+    columns = jnp.arange(all_video.shape[0])
+    same = (targets[:, None] // group_size) == (columns[None, :] // group_size)
+    video_to_audio = jnp.where(same, video_to_audio, -jnp.inf)
+    audio_to_video = jnp.where(same, audio_to_video, -jnp.inf)
   loss_va = optax.softmax_cross_entropy_with_integer_labels(video_to_audio, targets)
   loss_av = optax.softmax_cross_entropy_with_integer_labels(audio_to_video, targets)
   loss = 0.5 * (loss_va + loss_av).mean()
@@ -147,7 +173,7 @@ def nce_loss(video: jax.Array, audio: jax.Array, temperature: float, normalize: 
       "video_to_audio_top1": jnp.mean(jnp.argmax(video_to_audio, -1) == targets),
       "audio_to_video_top1": jnp.mean(jnp.argmax(audio_to_video, -1) == targets),
       "positive_similarity": jnp.mean(positives) * temperature,
-      "mean_similarity": jnp.mean(video_to_audio) * temperature,
+      "mean_similarity": mean_similarity,
   }
   return loss, metrics
 
@@ -158,14 +184,16 @@ def _embeddings(outputs) -> tuple[jax.Array, jax.Array]:
 
 
 def train_step(state: state_lib.TrainState, batch: dict, model, temperature: float,
-               normalize: bool, augment_params: Optional[augment.AugmentParams] = None):
+               normalize: bool, group_size: int = 0,
+               augment_params: Optional[augment.AugmentParams] = None):
   # uint8 clips scaled and (with ``augment_seed`` in the batch) augmented on the device.
   batch = {"video": augment.train_video(batch, augment_params), "audio": batch["audio"]}
 
   def loss_fn(params):
     variables = {"params": params, "batch_stats": state.batch_stats}
     outputs, updates = state_lib.forward(model, variables, batch, train=True)
-    loss, metrics = nce_loss(*_embeddings(outputs), temperature, normalize)
+    loss, metrics = nce_loss(*_embeddings(outputs), temperature, normalize,
+                             group_size=group_size)
     return loss, (metrics, updates["batch_stats"])
 
   (_, (metrics, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -178,10 +206,10 @@ def train_step(state: state_lib.TrainState, batch: dict, model, temperature: flo
 
 
 def eval_step(state: state_lib.TrainState, batch: dict, model, temperature: float,
-              normalize: bool):
+              normalize: bool, group_size: int = 0):
   outputs = state_lib.forward(model, {"params": state.params, "batch_stats": state.batch_stats},
                               batch, train=False)
-  _, metrics = nce_loss(*_embeddings(outputs), temperature, normalize)
+  _, metrics = nce_loss(*_embeddings(outputs), temperature, normalize, group_size=group_size)
   return jax.lax.pmean(metrics, axis_name="batch")
 
 
@@ -250,7 +278,8 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str, *,
   step = int(state.step)
   state = jax_utils.replicate(state)
   objective = dict(temperature=float(config.pretrain.temperature),
-                   normalize=bool(config.pretrain.normalize_embeddings))
+                   normalize=bool(config.pretrain.normalize_embeddings),
+                   group_size=negatives_group_size(config))
   p_train_step = jax.pmap(functools.partial(
       train_step, model=model, augment_params=augment.AugmentParams.from_config(config.input),
       **objective), axis_name="batch", donate_argnums=(0,))

@@ -42,6 +42,31 @@ def test_nce_matches_a_numpy_reference():
   assert float(matched) < float(loss) and float(metrics["nce_loss"]) == float(loss)
 
 
+def test_same_track_negatives_are_the_other_clips_of_the_group_only():
+  """negatives='same_track' (group_size K): each clip's softmax runs over the K clips of its own
+  track, on every device of a pmap as on one; a perfect voice/face match across tracks earns
+  nothing, only the timing within a track counts."""
+  rng = np.random.default_rng(2)
+  video, audio = rng.normal(size=(8, 5)), rng.normal(size=(8, 5))
+  loss, metrics = pretrain.nce_loss(jnp.asarray(video), jnp.asarray(audio), 0.07, True,
+                                    axis_name=None, group_size=4)
+  per_group = [_reference_nce(video[g:g + 4], audio[g:g + 4], 0.07) for g in (0, 4)]
+  np.testing.assert_allclose(float(loss), np.mean(per_group), rtol=1e-5)
+  assert abs(float(loss) - _reference_nce(video, audio, 0.07)) > 1e-2
+  assert np.isfinite(float(metrics["mean_similarity"]))
+  split = lambda x: jnp.asarray(x).reshape((2, 4) + x.shape[1:])
+  on_devices = jax.pmap(
+      lambda v, a: jax.lax.pmean(pretrain.nce_loss(v, a, 0.07, True, group_size=4)[0], "batch"),
+      axis_name="batch")(split(video), split(audio))
+  np.testing.assert_allclose(float(on_devices[0]), float(loss), rtol=1e-5)
+  # Groups of 2 straddling nothing, checked on 2 devices with the groups inside each device.
+  loss2, _ = pretrain.nce_loss(jnp.asarray(video), jnp.asarray(audio), 0.07, True,
+                               axis_name=None, group_size=2)
+  np.testing.assert_allclose(float(loss2), np.mean(
+      [_reference_nce(video[g:g + 2], audio[g:g + 2], 0.07) for g in range(0, 8, 2)]),
+      rtol=1e-5)
+
+
 def test_negatives_come_from_the_global_batch_and_gradients_match():
   """On 2 devices, the pmean of per-device losses and gradients equals the loss and gradient of
   the whole batch on one device: every clip's negatives include the other device's clips."""
@@ -137,6 +162,14 @@ def test_bad_configs_fail_with_a_clear_error(record_root, tmp_path):
   config.pretrain.text_loss_weight = 1.0
   with pytest.raises(state.ConfigError, match="MIL-NCE"):
     pretrain.pretrain(config, str(tmp_path / "a"))
+  config = _config(record_root, batch_size=4)
+  config.pretrain.negatives = "same_track"
+  config.input.clips_per_track = 3
+  with pytest.raises(state.ConfigError, match="clips_per_track >= 2 dividing"):
+    pretrain.pretrain(config, str(tmp_path / "b"))
+  config.pretrain.negatives = "others"
+  with pytest.raises(state.ConfigError, match="'batch' or 'same_track'"):
+    pretrain.pretrain(config, str(tmp_path / "c"))
   config = fakeout_tiny.config(record_root)
   config.init.mode, config.init.checkpoint = "pretrained", str(tmp_path)
   with pytest.raises(state.ConfigError, match="pretrain` workdir"):

@@ -167,3 +167,11 @@ def test_pretraining_clips_come_in_runs_of_one_track(record_files, independent):
   assert all(len({t for t, _ in g}) == 1 for g in groups)
   assert len({g[0][0] for g in groups}) == len(groups)
   assert sum(len({s for _, s in g}) > 1 for g in groups) >= len(groups) // 2
+  # The k-th clip starts inside the k-th third of the track: the clips of a run never overlap
+  # (a negative sharing most of its audio with the positive would be a contradiction).
+  span = c.num_frames * c.frame_stride
+  for g in groups:
+    starts = [s for _, s in g]
+    part = NUM_FRAMES // 3
+    assert all(k * part <= s <= max(k * part + part - span, 0) for k, s in enumerate(starts))
+    assert all(b - a >= span for a, b in zip(starts, starts[1:])), starts

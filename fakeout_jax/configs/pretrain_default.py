@@ -57,6 +57,10 @@ def base(model: ml_collections.ConfigDict, input_config: ml_collections.ConfigDi
   # writes the score as a dot product of the embeddings; normalising keeps the scale of the
   # freshly initialised heads from mattering. An open choice; False gives raw dot products.
   c.pretrain.normalize_embeddings = True
+  # Negatives of a clip: 'batch' (MMV: every other clip of the global batch) or 'same_track'
+  # (only the other clips_per_track clips of its own video, at other times: the loss can then
+  # be lowered only by lip-audio timing, not by matching a voice to a face).
+  c.pretrain.negatives = "batch"
   # Which labels' tracks to read; () = all. (0,) = the real videos of a deepfake data set.
   c.pretrain.keep_labels = ()
   # MMV's MIL-NCE between video and narration text: not implemented (must stay 0).
