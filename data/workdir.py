@@ -15,6 +15,8 @@ process 0 writes config.json, metrics.jsonl and TensorBoard events.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib.util
 import json
 import logging
@@ -27,6 +29,8 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from data import cli_errors
+
 log = logging.getLogger(__name__)
 
 
@@ -36,6 +40,10 @@ class WorkdirError(RuntimeError):
 
 class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN/inf loss; the last good checkpoint was kept."""
+
+
+class DiskFullError(cli_errors.RunFailed):
+  """A checkpoint could not be written for lack of space; the previous one is kept (exit 1)."""
 
 
 def initialize_distributed(multi_host: bool) -> None:
@@ -140,12 +148,29 @@ class Workdir:
     self._commit_config()
     args = ocp.args.Composite(state=ocp.args.StandardSave(state),
                               extra=ocp.args.JsonSave(dict(extra or {})))
-    self.latest.save(step, args=args, force=True)
-    if self.best is not None and metrics is not None and self.best_metric in metrics:
-      value = float(metrics[self.best_metric])
-      if math.isfinite(value):
-        self.best.save(step, args=args, metrics={self.best_metric: value}, force=True)
-    self.latest.wait_until_finished()
+    try:
+      with _quiet_orbax_threads():
+        self.latest.save(step, args=args, force=True)
+        if self.best is not None and metrics is not None and self.best_metric in metrics:
+          value = float(metrics[self.best_metric])
+          if math.isfinite(value):
+            self.best.save(step, args=args, metrics={self.best_metric: value}, force=True)
+        self.latest.wait_until_finished()
+    except Exception as e:  # noqa: BLE001 - orbax wraps OS errors in ValueError; re-raised
+      if not _is_disk_full(e):
+        raise
+      # orbax writes into a temporary folder renamed when complete, so the previous step is
+      # intact; the half-written folder only takes the space a re-run needs.
+      if self.is_writer:
+        remove_stale_checkpoint_temporaries(self.path)
+      last = self.latest.latest_step()
+      raise DiskFullError(
+          f"no space left on the device of --workdir {self.path} while saving the checkpoint "
+          f"of step {step}",
+          "free some space and re-run the same command; it resumes from step "
+          f"{last}, the last complete checkpoint" if last is not None else
+          "free some space and re-run the same command (no checkpoint was complete yet)"
+      ) from e
 
   def restore(self, abstract_state: Any, step: Optional[int] = None, which: str = "latest"):
     """Returns (state, extra) of `step` (default: the newest) from 'latest' or 'best'."""
@@ -238,6 +263,45 @@ def _short(error: BaseException, limit: int = 300) -> str:
   """One line of a library error (orbax and Flax errors can carry whole arrays)."""
   text = " ".join(str(error).split())
   return text[:limit] + (" ..." if len(text) > limit else "")
+
+
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# How orbax's TensorStore writes report them (a ValueError carrying the OS message).
+_DISK_FULL_TEXTS = ("No space left on device", "Disk quota exceeded")
+
+
+def _is_disk_full(error: BaseException) -> bool:
+  """`error`, or an error it was raised from, is the disk's (or the quota's) being full."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS:
+      return True
+    if any(text in str(error) for text in _DISK_FULL_TEXTS):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+class _DropThreadErrors(logging.Filter):
+  """orbax logs each failure of its writer threads with a traceback before re-raising it in
+  the caller, where Workdir.save turns it into one line; drop the copies (unless --verbose)."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return "raised an exception" not in str(record.msg)
+
+
+@contextlib.contextmanager
+def _quiet_orbax_threads():
+  if cli_errors.verbose_requested(None):
+    yield
+    return
+  logger, dropper = logging.getLogger("absl"), _DropThreadErrors()
+  logger.addFilter(dropper)
+  try:
+    yield
+  finally:
+    logger.removeFilter(dropper)
 
 
 def remove_stale_checkpoint_temporaries(path: pathlib.Path) -> int:
