@@ -72,6 +72,7 @@ import hashlib
 import logging
 import os
 import pathlib
+import re
 import secrets
 from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
@@ -412,8 +413,17 @@ def count_records(path: str | pathlib.Path) -> int:
       count += 1
   except tf.errors.OpError as e:
     raise RecordError(f"{path}: record {count} is unreadable (corrupt or truncated: "
-                      f"{e.message.splitlines()[0]})") from None
+                      f"{_tf_reason(e)})") from None
   return count
+
+
+def _tf_reason(error, limit: int = 80) -> str:
+  """TensorFlow's reason for a read error, without the graph node and op names around it: the
+  message must stay one short line that still ends with what to do."""
+  text = (error.message or type(error).__name__).splitlines()[0]
+  text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
+  text = re.sub(r"\s*\[Op:[^\]]*\].*$", "", text).strip()
+  return text[:limit] + (" ..." if len(text) > limit else "")
 
 
 def file_sha256(path: str | pathlib.Path) -> str:
@@ -507,7 +517,7 @@ def check_shard(path: str) -> ShardCheck:
         count += 1
     except tf.errors.OpError as e:
       problem = (f"{path}: record {count} is unreadable ({count} records before it read fine; "
-                 f"{e.message.splitlines()[0]})")
+                 f"{_tf_reason(e)})")
     _CHECKS[key] = ShardCheck(str(path), count, problem, journaled_count(path))
   return _CHECKS[key]
 
@@ -543,8 +553,7 @@ def readable_records(files: Sequence[str], *, skip_corrupt: bool,
   if bad and not skip_corrupt:
     more = f" (and {len(bad) - 1} more corrupt shard(s))" if len(bad) > 1 else ""
     raise RecordError(f"{what}: {bad[0].problem}{more}; re-run data.prepare for it, or set "
-                      "skip_corrupt_records=True to read up to the corrupt record (the skipped "
-                      "records are counted and reported)")
+                      "skip_corrupt_records=True to skip (and count) the unreadable records")
   for check in bad:
     log.warning("%s: skipping %s%d record(s): %s", what,
                 "" if check.expected is not None else "at least ", check.skipped, check.problem)
