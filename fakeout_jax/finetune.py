@@ -53,6 +53,7 @@ def check_config(config: ml_collections.ConfigDict) -> dict[str, list[str]]:
   for name, record_set in config.data.get("test", {}).items():
     files[f"test/{name}"] = state_lib.resolve_record_set(config, record_set)
   state_lib.check_init(config)
+  state_lib.check_loop_counts(config.train)
   if config.train.batch_size % jax.device_count():
     raise state_lib.ConfigError(f"train.batch_size {config.train.batch_size} must be divisible "
                                 f"by the {jax.device_count()} devices")

@@ -87,6 +87,7 @@ def check_config(config: ml_collections.ConfigDict) -> dict[str, list[str]]:
   files = {"train": state_lib.resolve_record_set(config, config.data.train)}
   if config.data.get("val"):
     files["val"] = state_lib.resolve_record_set(config, config.data.val)
+  state_lib.check_loop_counts(config.train)
   p = config.pretrain
   if p.text_loss_weight:
     raise state_lib.ConfigError(
@@ -365,11 +366,6 @@ def main(argv) -> None:
   FLAGS = flags.FLAGS
   logs.setup(FLAGS.verbose)
   workdir_lib.initialize_distributed(FLAGS.tpu)
-  # Counts the loop divides by or runs for: 0 would end in a ZeroDivisionError traceback, or a
-  # "finished" run of no steps with exit 0.
-  for key in ("num_epochs", "log_every_steps", "checkpoint_every_steps", "eval_every_epochs"):
-    if FLAGS.config.train[key] < 1:
-      raise state_lib.ConfigError(f"train.{key} must be >= 1, got {FLAGS.config.train[key]}")
   pretrain(FLAGS.config, FLAGS.workdir, force=FLAGS.force)
 
 

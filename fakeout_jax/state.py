@@ -83,6 +83,14 @@ def fresh_variables(config, model, rng) -> dict:
                                  None if audio is None else jnp.zeros(audio)))
 
 
+def check_loop_counts(train_config) -> None:
+  """The counts a training loop runs for or divides by: 0 would end in a ZeroDivisionError
+  traceback, or in a "finished" run of no steps with exit 0."""
+  for key in ("num_epochs", "log_every_steps", "checkpoint_every_steps", "eval_every_epochs"):
+    if key in train_config and train_config[key] < 1:
+      raise ConfigError(f"train.{key} must be >= 1, got {train_config[key]}")
+
+
 def check_init(config) -> None:
   """The configured initialisation exists (before anything compiles)."""
   mode = config.init.mode

@@ -42,3 +42,17 @@ def test_a_workdir_that_is_a_file(record_root, tmp_path):
   assert_cli_fails("fakeout_jax.pretrain", "--config", CONFIG,
                    f"--config.data.root={record_root}", "--workdir", a_file,
                    needles=[f"{a_file} is a file"])
+
+
+@pytest.mark.parametrize("key", ["num_epochs", "log_every_steps", "checkpoint_every_steps",
+                                 "eval_every_epochs"])
+def test_finetune_refuses_loop_counts_below_one(tmp_path, key):
+  """The fine-tuning loop shares pre-training's check (fakeout_jax.state.check_loop_counts)."""
+  from fakeout_jax import finetune, state
+  from tests import fakeout_tiny
+  fakeout_tiny.write_records(tmp_path / "train", num_real=2, num_fake=2, seed=0)
+  fakeout_tiny.write_records(tmp_path / "val", num_real=1, num_fake=1, seed=1)
+  config = fakeout_tiny.config(tmp_path)
+  config.train[key] = 0
+  with pytest.raises(state.ConfigError, match=f"train.{key} must be >= 1"):
+    finetune.check_config(config)
