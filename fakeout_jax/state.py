@@ -136,6 +136,13 @@ def initial_variables(config, model, rng) -> dict:
                  partial=config.init.partial)
 
 
+def is_pretrain_workdir(path: pathlib.Path) -> bool:
+  """A `python -m fakeout_jax.pretrain` workdir (its config.json has a 'pretrain' section)."""
+  import json  # pylint: disable=import-outside-toplevel
+  saved = pathlib.Path(path) / "config.json"
+  return saved.is_file() and "pretrain" in json.loads(saved.read_text())
+
+
 def pretrained_backbone(workdir: str) -> dict:
   """{'params', 'batch_stats'} of a pre-training workdir (best checkpoint, else latest)."""
   path = pathlib.Path(workdir)
@@ -279,7 +286,8 @@ def check_variables(config: ml_collections.ConfigDict, variables: dict, where: s
 
 def load_variables(config: ml_collections.ConfigDict, checkpoint: str,
                    which: str = "best") -> dict:
-  """{'params', 'batch_stats'} from a finetune workdir, a converted folder or a pickle."""
+  """{'params', 'batch_stats'} from a finetune or pretrain workdir, a converted folder or a
+  pickle."""
   model = models.create_model(config.model)
   path = pathlib.Path(checkpoint)
   if path.is_file():
@@ -287,6 +295,13 @@ def load_variables(config: ml_collections.ConfigDict, checkpoint: str,
     variables, report = checkpoints.convert(checkpoints.load_haiku_checkpoint(path), template,
                                             head="checkpoint")
     log.info("loaded %s: %s", path, report.summary())
+    return variables
+  if is_pretrain_workdir(path):
+    # Its classifier is the untrained one pre-training carries along: the fake scores mean
+    # nothing, the video-audio agreement of the embeddings (av_cosine, Fig. 4) is the point.
+    log.warning("%s is a pre-training run: its classifier is untrained; read its av_cosine", path)
+    variables = pretrained_backbone(str(path))
+    check_variables(config, variables, str(path))
     return variables
   if (path / "checkpoints").is_dir():
     run = workdir_lib.Workdir(path, config, force=True, best_metric="val_auc",

@@ -126,6 +126,36 @@ def test_summary_numbers_and_readme_table(tmp_path):
   assert "| fakeout | 75.0 (" in table and "| fakeout (scratch) | 75.0 (" in table
 
 
+def test_summary_scores_a_fakeout_evaluation_by_another_column(tmp_path, capsys):
+  """``FOLDER@-av_cosine``: the negated embedding agreement per track, max over a video's
+  tracks (the pre-trained backbone alone); a missing column is named."""
+  truth = tmp_path / "gt.csv"
+  with open(truth, "w", newline="") as f:
+    writer = csv.DictWriter(f, ("path", "kind"))
+    writer.writeheader()
+    writer.writerows([{"path": f"{v}.mp4", "kind": k} for v, k in
+                      (("r1", "real"), ("r2", "real"), ("a", "lipsync"), ("b", "rvfa"))])
+  rows = [("r1", 0, 0.2, 0.9), ("r1", 0, 0.2, 0.3), ("r2", 0, 0.9, 0.5), ("a", 1, 0.1, 0.1),
+          ("b", 1, 0.1, 0.4)]
+  protocols.write_scores(tmp_path / "eval" / "scores_synthetic.csv", [
+      {"video_id": v, "track": t, "dataset": "synthetic", "split": "test", "category": "c",
+       "method": "m", "label": y, "score": s, "av_cosine": c}
+      for t, (v, y, s, c) in enumerate(rows)])
+  seconds = tmp_path / "s.tsv"
+  seconds.write_text("synth\t1\n")
+  out = tmp_path / "summary.json"
+  args = ["write", "--out", str(out), "--seconds", str(seconds), "--ground-truth", str(truth)]
+  assert demo_summary.main(args + ["--detector", f"fakeout={tmp_path / 'eval'}", "--detector",
+                                   f"fakeout.av_agreement={tmp_path / 'eval'}@-av_cosine"]) == 0
+  summary = json.loads(out.read_text())["fakeout"]
+  assert summary["auc"] == 0.0                 # by 'score' the fakes are below both reals
+  # -cosine: r1 max(-0.9, -0.3) = -0.3, r2 -0.5; a -0.1 and b -0.4: 3 of 4 pairs right.
+  assert summary["av_agreement_auc"] == 75.0
+  assert summary["av_agreement_auc_by_kind"] == {"lipsync": 100.0, "rvfa": 50.0}
+  assert demo_summary.main(args + ["--detector", f"x={tmp_path / 'eval'}@-av_cos"]) == 2
+  assert "has no column 'av_cos'" in capsys.readouterr().err
+
+
 def test_auc_interval_brackets_the_auc_and_narrows_with_more_videos():
   rng = np.random.default_rng(0)
 

@@ -155,6 +155,10 @@ def test_finetune_starts_from_the_pretrained_backbone(pretrained_run, record_roo
   for x, y in zip(jax.tree_util.tree_leaves(fresh["params"]["classifier"]),
                   jax.tree_util.tree_leaves(start["params"]["classifier"])):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  # evaluate / predict read a pre-training workdir too (for its embeddings' agreement).
+  evaluated = state.load_variables(config, str(workdir))
+  for x, y in zip(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(evaluated)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def test_bad_configs_fail_with_a_clear_error(record_root, tmp_path):

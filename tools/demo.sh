@@ -9,6 +9,9 @@ set -eEuo pipefail
 out="${1:-demo_out}"
 mkdir -p "$out/logs"
 export TF_CPP_MIN_LOG_LEVEL=2 GLOG_minloglevel=2 PYTHONWARNINGS=ignore
+# One XLA compilation cache for every stage: the scratch control compiles what the fine-tuning
+# compiled, the evaluations, predict, explain and avdf what the evaluations compiled.
+export JAX_COMPILATION_CACHE_DIR="$out/jax_cache"
 start=$(date +%s)
 seconds="$out/stage_seconds.tsv"
 : > "$seconds"
@@ -68,7 +71,7 @@ for split in train val test; do
     --out "$out/records/synthetic/$split" --workers 2 --videos-per-shard 8
 done
 
-stage fakeout_pretrain "3. FakeOut: MMV-style self-supervised pre-training (video-audio NCE) on the REAL training videos, labels unused"
+stage fakeout_pretrain "3. FakeOut: MMV-style self-supervised pre-training (video-audio NCE, negatives from other times of the same video) on the REAL training videos, labels unused"
 python -m fakeout_jax.pretrain --config fakeout_jax/configs/pretrain_synthetic_tiny.py \
   --config.data.root="$out/records" --workdir "$out/fakeout_pretrain"
 
@@ -81,8 +84,8 @@ stage fakeout_scratch "5. FakeOut control: the same fine-tuning from random weig
 python -m fakeout_jax.finetune --config fakeout_jax/configs/synthetic_tiny.py \
   --config.data.root="$out/records" --workdir "$out/fakeout_scratch"
 
-stage fakeout_evaluate "6. FakeOut: evaluate both on held-out identities (per-video AUC, per category)"
-for run in fakeout fakeout_scratch; do
+stage fakeout_evaluate "6. FakeOut: evaluate both, and the pre-trained backbone's own video-audio agreement, on held-out identities (per-video AUC, per category)"
+for run in fakeout fakeout_scratch fakeout_pretrain; do
   python -m fakeout_jax.evaluate --config fakeout_jax/configs/synthetic_tiny.py \
     --config.data.root="$out/records" --checkpoint "$out/$run" --out "$out/$run/eval"
 done
@@ -90,9 +93,6 @@ done
 stage fakeout_predict "7. FakeOut: is this one video fake, which face, when?"
 video=$(python tools/demo_pick.py first "$synth" FakeVideo-RealAudio)
 python -m fakeout_jax.predict "$video" --checkpoint "$out/fakeout" --out "$out/reports"
-
-# One XLA compilation cache for the stages below: explain reuses evaluate's compiled programs.
-export JAX_COMPILATION_CACHE_DIR="$out/jax_cache"
 
 stage inconsistency_train "8. inconsistency detector: train on the REAL training videos only (unsupervised)"
 python -m inconsistency_jax.train --config inconsistency_jax/configs/synthetic_tiny.py \
@@ -124,6 +124,7 @@ python tools/demo_summary.py write --out "$out/summary.json" --seconds "$seconds
   --ground-truth "$synth/synthetic_ground_truth.csv" \
   --detector fakeout="$out/fakeout/eval" \
   --detector fakeout.scratch="$out/fakeout_scratch/eval" \
+  --detector fakeout.av_agreement="$out/fakeout_pretrain/eval@-av_cosine" \
   --detector inconsistency="$out/inconsistency/eval" \
   --detector fused="$out/avdf/eval"
 
