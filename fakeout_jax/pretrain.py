@@ -253,8 +253,6 @@ def create_state(config, model, total_steps: int) -> state_lib.TrainState:
 def pretrain(config: ml_collections.ConfigDict, workdir: str, *,
              force: bool = False) -> state_lib.TrainState:
   files = check_config(config)
-  run = workdir_lib.Workdir(workdir, config, force=force, best_metric=BEST_METRIC,
-                            best_mode="min")
   host = input_pipeline.HostShard.from_jax()
   local = jax.local_device_count()
   per_host = config.train.batch_size // jax.process_count()
@@ -270,6 +268,9 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str, *,
   total_steps = steps_per_epoch * config.train.num_epochs
   log.info("pre-training on %d tracks (per label %s): %d steps per epoch, %d in total",
            sum(counts.values()), counts, steps_per_epoch, total_steps)
+  # Only now, with the records read and the batch fillable: a refused run leaves no workdir.
+  run = workdir_lib.Workdir(workdir, config, force=force, best_metric=BEST_METRIC,
+                            best_mode="min")
 
   model = models.create_model(config.model, axis_name="batch")
   state = create_state(config, model, total_steps)

@@ -26,8 +26,9 @@ def test_bad_config_values(record_root, tmp_path, override, needle):
   assert_cli_fails("fakeout_jax.pretrain", "--config", CONFIG,
                    f"--config.data.root={record_root}", override, "--workdir", tmp_path / "run",
                    needles=[needle])
-  # Nothing trained: no checkpoint step (the batch check comes after the workdir is opened).
-  assert not list((tmp_path / "run").glob("checkpoints/*/[0-9]*"))
+  # Refused before the workdir is opened: no config.json, no checkpoint folders left behind.
+  assert not (tmp_path / "run" / "config.json").exists()
+  assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_missing_records(tmp_path):
