@@ -59,7 +59,7 @@ def test_same_track_negatives_are_the_other_clips_of_the_group_only():
       lambda v, a: jax.lax.pmean(pretrain.nce_loss(v, a, 0.07, True, group_size=4)[0], "batch"),
       axis_name="batch")(split(video), split(audio))
   np.testing.assert_allclose(float(on_devices[0]), float(loss), rtol=1e-5)
-  # Groups of 2 straddling nothing, checked on 2 devices with the groups inside each device.
+  # Groups of 2: four separate softmaxes over 2 clips each.
   loss2, _ = pretrain.nce_loss(jnp.asarray(video), jnp.asarray(audio), 0.07, True,
                                axis_name=None, group_size=2)
   np.testing.assert_allclose(float(loss2), np.mean(
