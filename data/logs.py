@@ -42,12 +42,30 @@ def silence_native_stderr() -> None:
   sys.stderr = stream
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+  """Writes to whatever ``sys.stderr`` is when a record is emitted, not the one at set-up: a
+  stream replaced or closed since (a test's capture, a tool's redirection) would otherwise
+  turn every later log line into a "--- Logging error ---" traceback."""
+
+  def __init__(self):
+    super().__init__(sys.stderr)
+
+  @property
+  def stream(self):
+    return sys.stderr
+
+  @stream.setter
+  def stream(self, value):  # StreamHandler.__init__/setStream assign it; always sys.stderr
+    del value
+
+
 def setup(verbose: bool = False) -> None:
   """Configures the root logger for a command and quietens chatty third-party libraries."""
   if not native_logs_wanted(verbose):
     silence_native_stderr()
   level = logging.DEBUG if verbose else logging.INFO
-  logging.basicConfig(level=level, format=_FORMAT, datefmt="%H:%M:%S", force=True)
+  logging.basicConfig(level=level, format=_FORMAT, datefmt="%H:%M:%S", force=True,
+                      handlers=[_CurrentStderrHandler()])
   # TensorFlow and MediaPipe (glog) print to stderr on import unless told otherwise.
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   os.environ.setdefault("GLOG_minloglevel", "2")

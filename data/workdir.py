@@ -162,7 +162,7 @@ class Workdir:
       # orbax writes into a temporary folder renamed when complete, so the previous step is
       # intact; the half-written folder only takes the space a re-run needs.
       if self.is_writer:
-        remove_stale_checkpoint_temporaries(self.path)
+        remove_stale_checkpoint_temporaries(self.path, announce=False)
       last = self.latest.latest_step()
       raise DiskFullError(
           f"no space left on the device of --workdir {self.path} while saving the checkpoint "
@@ -304,13 +304,14 @@ def _quiet_orbax_threads():
     logger.removeFilter(dropper)
 
 
-def remove_stale_checkpoint_temporaries(path: pathlib.Path) -> int:
-  """Deletes orbax's ``*.orbax-checkpoint-tmp*`` folders a killed save left behind."""
+def remove_stale_checkpoint_temporaries(path: pathlib.Path, announce: bool = True) -> int:
+  """Deletes orbax's ``*.orbax-checkpoint-tmp*`` folders a killed (or failed) save left
+  behind; `announce` logs how many (not for a save that just failed and says so itself)."""
   import shutil
   stale = [p for p in (path / "checkpoints").glob("*/*.orbax-checkpoint-tmp*") if p.is_dir()]
   for folder in stale:
     shutil.rmtree(folder, ignore_errors=True)
-  if stale:
+  if stale and announce:
     log.info("removed %d unfinished checkpoint folder(s) of an interrupted run", len(stale))
   return len(stale)
 

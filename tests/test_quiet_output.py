@@ -49,3 +49,20 @@ def test_python_output_still_reaches_stderr(tmp_path):
   assert result.returncode == 0, result.stderr
   assert "python line" in result.stderr
   assert "native line" not in result.stderr
+
+
+def test_log_lines_follow_stderr_when_it_is_replaced(monkeypatch):
+  """After logs.setup(), a replaced (or closed) stderr gets the log lines, not a "--- Logging
+  error ---" traceback (the full-disk test failed so in a whole test run)."""
+  import io
+  import logging
+  from data import logs
+  logs.setup()
+  first = io.StringIO()
+  monkeypatch.setattr(sys, "stderr", first)
+  logging.getLogger("data.test").info("one")
+  first.close()
+  second = io.StringIO()
+  monkeypatch.setattr(sys, "stderr", second)
+  logging.getLogger("data.test").info("two")
+  assert "two" in second.getvalue() and "Logging error" not in second.getvalue()
