@@ -5,6 +5,7 @@ import json
 import pathlib
 
 import jax
+import pytest
 
 from fakeout_jax import checkpoints, models, state
 from tests import fakeout_tiny
@@ -20,6 +21,7 @@ def _truncate(shard):
   return shard
 
 
+@pytest.mark.slow  # two evaluate commands end to end (~50 s); the reader's rule is fast-tested
 def test_fakeout_evaluate_refuses_or_skips_a_truncated_test_shard(tmp_path):
   root = tmp_path / "records"
   fakeout_tiny.write_records(root / "val", num_real=2, num_fake=2)  # the tiny config's test set
@@ -46,6 +48,7 @@ def test_fakeout_evaluate_refuses_or_skips_a_truncated_test_shard(tmp_path):
   assert "Scored without 1 corrupt record(s)" in result.stderr  # the log
 
 
+@pytest.mark.slow  # two evaluate commands end to end (~50 s); the reader's rule is fast-tested
 def test_inconsistency_evaluate_refuses_or_skips_a_truncated_test_shard(tmp_path):
   root = tmp_path / "records"
   tracks = [(fixtures.track_arrays(i, 70, seed=50 + i),

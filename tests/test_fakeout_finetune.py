@@ -46,6 +46,7 @@ def _finetune_command(record_root, workdir):
           f"--config.data.root={record_root}", f"--workdir={workdir}"]
 
 
+@pytest.mark.slow  # ~110 s on 2 cores; the inconsistency trainer's SIGKILL test stays fast
 def test_resume_after_sigkill_ends_with_the_same_parameters(record_root, tmp_path):
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
              PYTHONPATH=REPO)
