@@ -508,6 +508,14 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
   parser.add_argument("--people-count", choices=("faithful", "robust"), default="faithful",
                       help="faces to track: faithful (the authors' rule, for reproduction) or"
                            " robust (every confidently detected face)")
+  parser.add_argument("--detector", choices=("keras", "jax"), default="keras",
+                      help="MTCNN: the mtcnn package (keras) or the same detector in JAX, at "
+                           "parity with it (jax)")
+  parser.add_argument("--schedule", choices=("stride", "keyframe"), default="stride",
+                      help="stride: MTCNN on every --stride-th frame (the authors'); keyframe: "
+                           "on keyframes only, FaceMesh tracking in between")
+  parser.add_argument("--keyframe-interval", type=int, default=10,
+                      help="frames between keyframes of --schedule keyframe")
   parser.add_argument("--max-seconds", type=float, default=constants.MAX_SECONDS,
                       help="only the first seconds of each video")
   parser.add_argument("--jpeg-quality", type=int, default=records.JPEG_QUALITY)
@@ -536,7 +544,9 @@ def main(argv=None) -> int:
   options = PrepareOptions(
       tracker=pipeline.TrackerOptions(stride=args.stride, max_faces=args.max_faces,
                                       max_seconds=args.max_seconds or None,
-                                      people_count=args.people_count),
+                                      people_count=args.people_count,
+                                      detector=args.detector, schedule=args.schedule,
+                                      keyframe_interval=args.keyframe_interval),
       jpeg_quality=args.jpeg_quality)
   summary = prepare(
       args.dataset, args.root, args.split, args.out.resolve(),

@@ -97,3 +97,23 @@ def test_beam_runner_writes_the_same_records(ffpp_root, tmp_path):
   assert first.keys() == second.keys()
   for key in first:
     np.testing.assert_array_equal(first[key]["frame/landmarks"], second[key]["frame/landmarks"])
+
+
+def test_tracker_flags_reach_the_tracker_and_the_summary(ffpp_root, tmp_path, monkeypatch):
+  """--detector / --schedule / --keyframe-interval / --people-count reach the TrackerOptions
+  prepare() tracks with (and records in its summary's 'tracker'); keras stays the default."""
+  seen = {}
+
+  def fake_prepare(dataset, root, split, out, *, options, **kw):
+    seen["tracker"] = options.tracker
+    return {"status": {"ok": 1}, "errors": {}, "shards": 1, "shards_complete": 1}
+  monkeypatch.setattr(prepare, "prepare", fake_prepare)
+  code = prepare.main(["--dataset", "ffpp", "--root", str(ffpp_root), "--split", "test",
+                       "--out", str(tmp_path / "out"), "--detector", "jax", "--schedule",
+                       "keyframe", "--keyframe-interval", "7", "--people-count", "robust"])
+  assert code == 0
+  tracker = seen["tracker"]
+  assert (tracker.detector, tracker.schedule, tracker.keyframe_interval,
+          tracker.people_count) == ("jax", "keyframe", 7, "robust")
+  assert prepare.parse_args(["--dataset", "ffpp", "--root", "r", "--split", "s", "--out",
+                             "o"])[0].detector == "keras"          # the authors' default
