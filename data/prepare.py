@@ -505,17 +505,7 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
                       help="Beam runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner)")
   parser.add_argument("--max-faces", type=int, default=2)
   parser.add_argument("--stride", type=int, default=3, help="MTCNN on every k-th frame")
-  parser.add_argument("--people-count", choices=("faithful", "robust"), default="faithful",
-                      help="faces to track: faithful (the authors' rule, for reproduction) or"
-                           " robust (every confidently detected face)")
-  parser.add_argument("--detector", choices=("keras", "jax"), default="keras",
-                      help="MTCNN: the mtcnn package (keras) or the same detector in JAX, at "
-                           "parity with it (jax)")
-  parser.add_argument("--schedule", choices=("stride", "keyframe"), default="stride",
-                      help="stride: MTCNN on every --stride-th frame (the authors'); keyframe: "
-                           "on keyframes only, FaceMesh tracking in between")
-  parser.add_argument("--keyframe-interval", type=int, default=10,
-                      help="frames between keyframes of --schedule keyframe")
+  pipeline.add_detection_arguments(parser)
   parser.add_argument("--max-seconds", type=float, default=constants.MAX_SECONDS,
                       help="only the first seconds of each video")
   parser.add_argument("--jpeg-quality", type=int, default=records.JPEG_QUALITY)

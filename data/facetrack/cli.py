@@ -35,8 +35,6 @@ from data import constants
 from data import logs
 from data import video
 from data import workers as workers_lib
-from data.facetrack import crops
-from data.facetrack import detect
 from data.facetrack import output
 from data.facetrack import pipeline
 
@@ -288,17 +286,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="only the first seconds of each video (0: all)")
   parser.add_argument("--min-detected-fraction", type=float, default=0.2,
                       help="drop tracks FaceMesh saw in fewer frames than this")
-  parser.add_argument("--detector", choices=detect.DETECTORS, default="keras",
-                      help="MTCNN implementation: keras (the mtcnn package) or jax (the same"
-                           " detections, faster)")
-  parser.add_argument("--schedule", choices=pipeline.SCHEDULES, default="stride",
-                      help="stride: MTCNN every --stride frames (authors); keyframe: MTCNN every"
-                           " --keyframe-interval frames and when FaceMesh loses a face")
-  parser.add_argument("--keyframe-interval", type=int, default=10,
-                      help="frames between MTCNN keyframes (--schedule keyframe)")
-  parser.add_argument("--people-count", choices=crops.PEOPLE_COUNTS, default="faithful",
-                      help="faithful: the authors' rule (one size-matched main face);"
-                           " robust: every confidently detected face within 8x of the largest")
+  pipeline.add_detection_arguments(parser)
   parser.add_argument("--manifest", type=pathlib.Path, default=None,
                       help=f"manifest path (default: OUT/{MANIFEST})")
   parser.add_argument("--force", action="store_true", help="re-run inputs that are done")

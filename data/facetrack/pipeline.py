@@ -42,6 +42,23 @@ SCHEDULES = ("stride", "keyframe")
 CROP_BORDER = 0.02
 
 
+def add_detection_arguments(parser) -> None:
+  """The detection flags of every command that tracks faces over a data set (data.facetrack,
+  data.prepare): --detector, --schedule, --keyframe-interval, --people-count; their defaults
+  are the authors' (the single-video commands choose robust people counting themselves)."""
+  parser.add_argument("--detector", choices=detect_lib.DETECTORS, default="keras",
+                      help="MTCNN implementation: keras (the mtcnn package) or jax (the same"
+                           " detections in JAX)")
+  parser.add_argument("--schedule", choices=SCHEDULES, default="stride",
+                      help="stride: MTCNN every --stride frames (authors); keyframe: MTCNN every"
+                           " --keyframe-interval frames and when FaceMesh loses a face")
+  parser.add_argument("--keyframe-interval", type=int, default=10,
+                      help="frames between MTCNN keyframes (--schedule keyframe)")
+  parser.add_argument("--people-count", choices=crops_lib.PEOPLE_COUNTS, default="faithful",
+                      help="faithful: the authors' rule (one size-matched main face);"
+                           " robust: every confidently detected face within 8x of the largest")
+
+
 class NoFaceError(video.VideoError):
   reason = "no_face"
 
