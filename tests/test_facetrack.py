@@ -3,6 +3,7 @@
 MTCNN runs on CPU with TensorFlow, so the videos are short and small and one detector is shared
 by every test of this module.
 """
+import concurrent.futures
 import json
 import os
 import shutil
@@ -410,3 +411,45 @@ def test_a_crashing_worker_is_replaced_and_the_input_recorded(tmp_path):
   assert entries["crash"]["reason"] == "worker_crashed"
   assert all(entries[name]["status"] == "ok" for name in ("first", "second", "third"))
   assert len(_manifest(tmp_path)) == 4
+
+
+class _PoolBrokenAtSubmit:
+  """A pool whose first worker dies on 'crash' and is known dead before the next submit (the
+  race CI hit: submit raised BrokenProcessPool); later pools run tasks in this process."""
+  pools = 0
+
+  def __init__(self, *args, **kwargs):
+    del args, kwargs
+    type(self).pools += 1
+    self.first = type(self).pools == 1
+    self.broken = False
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    return False
+
+  def submit(self, fn, job, out_dir):
+    future = concurrent.futures.Future()
+    if self.broken:
+      raise cli.BrokenProcessPool("a child process terminated abruptly")
+    if self.first and job.video_id == "crash":
+      self.broken = True
+      future.set_exception(cli.BrokenProcessPool("a child process terminated abruptly"))
+    else:
+      future.set_result({"input": job.video_id, "path": job.path, "status": "ok",
+                         "tracks": []})
+    return future
+
+
+def test_a_pool_found_broken_at_submit_loses_no_input(tmp_path, monkeypatch):
+  monkeypatch.setattr(cli.concurrent.futures, "ProcessPoolExecutor", _PoolBrokenAtSubmit)
+  jobs = [cli.Job(name, f"{name}.mp4") for name in ("crash", "second", "third")]
+  manifest = cli.Manifest(tmp_path / "manifest.jsonl")
+  results = cli.run(jobs, tmp_path, pipeline.TrackerOptions(), workers=2, manifest=manifest,
+                    task=_crashing_task, initializer=_no_setup)
+  manifest.close()
+  entries = {e["input"]: e for e in results}
+  assert set(entries) == {"crash", "second", "third"}
+  assert all(entries[name]["status"] == "ok" for name in ("second", "third"))

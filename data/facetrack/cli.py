@@ -198,7 +198,11 @@ def run(jobs: list, out_dir: pathlib.Path, options: pipeline.TrackerOptions, *,
       while source or in_flight:
         while source and len(in_flight) < width and not broken:
           job = source.popleft()
-          in_flight[pool.submit(task, job, str(out_dir))] = job
+          try:
+            in_flight[pool.submit(task, job, str(out_dir))] = job
+          except BrokenProcessPool:  # a worker died before this submit: the job never ran
+            source.appendleft(job)
+            broken = True
         if not in_flight:
           break
         done, _ = concurrent.futures.wait(in_flight,
