@@ -444,6 +444,7 @@ class _PoolBrokenAtSubmit:
 
 
 def test_a_pool_found_broken_at_submit_loses_no_input(tmp_path, monkeypatch):
+  monkeypatch.setattr(_PoolBrokenAtSubmit, "pools", 0)   # the first pool of THIS run breaks
   monkeypatch.setattr(cli.concurrent.futures, "ProcessPoolExecutor", _PoolBrokenAtSubmit)
   jobs = [cli.Job(name, f"{name}.mp4") for name in ("crash", "second", "third")]
   manifest = cli.Manifest(tmp_path / "manifest.jsonl")
