@@ -250,14 +250,19 @@ def _run_pool(todo, workers, options, verbose, analyse, record, stats) -> None:
       in_flight = {}
       first = stats.videos == 0
 
-      def refill():
-        # one more than the workers: a tracked video is ready when the models finish
+      def refill() -> bool:
+        """One more video in flight than workers (a tracked video is ready when the models
+        finish); False when a worker died before a submit (that video goes back, unrun)."""
         while queue and len(in_flight) < workers + 1:
           job = queue.popleft()
-          in_flight[pool.submit(track_job, job)] = job
+          try:
+            in_flight[pool.submit(track_job, job)] = job
+          except BrokenProcessPool:
+            queue.appendleft(job)
+            return False
+        return True
 
-      refill()
-      broken = False
+      broken = not refill()
       while in_flight and not broken:
         t = time.perf_counter()
         done, _ = concurrent.futures.wait(in_flight,
@@ -277,7 +282,8 @@ def _run_pool(todo, workers, options, verbose, analyse, record, stats) -> None:
                     "message": f"{job.path}: the tracking worker died (native crash or out "
                                "of memory); re-run to retry it"})
             continue
-          refill()  # the workers track the next videos while the models run on this one
+          # the workers track the next videos while the models run on this one
+          broken = not refill() or broken
           analyse(job, tracked)
       if broken:
         for future, job in in_flight.items():
