@@ -10,7 +10,16 @@ The features of a face track, all oriented "higher = more likely fake":
 A face does not always have every feature (no audio; too short for the inconsistency windows;
 one detector not run), so a calibration holds one fit per non-empty subset of the features,
 each fitted on the labelled faces that have that subset; a face is scored by the fit of exactly
-the features it has. Methods:
+the features it has.
+
+Which of its features a fit uses is chosen by cross-validation on the calibration set itself
+(selection='cross_validated', the default): every non-empty combination of the features, plus
+the inconsistency detector's own score (identity + audio_video with equal weights, the paper's
+Score_intra + Score_cross) in place of its two branches, is scored by its cross-validated log
+loss, and the lowest wins (ties: fewer inputs). A validation set has tens of faces; a free
+weight per feature fitted on them rewards noise (a detector at chance on that set gets a weight
+anyway), so the fused score could rank test videos worse than the best detector alone. With
+selection='all' every feature is used. Methods:
 
   logistic   standardised features -> sklearn LogisticRegression (Platt scaling for one feature)
   isotonic   the same logistic combination, then sklearn IsotonicRegression on its log-odds
@@ -32,8 +41,14 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 
 FEATURES = ("fakeout", "identity", "audio_video")
+# Inputs computed from features: the inconsistency detector's own score.
+DERIVED = {"inconsistency": ("identity", "audio_video")}
 METHODS = ("logistic", "isotonic")
-FORMAT_VERSION = 1
+SELECTIONS = ("cross_validated", "all")
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+# Folds of the input selection: at most this many, at most the smaller class's count.
+MAX_FOLDS = 10
 _LOGIT_EPS = 1e-4
 # A fit needs at least this many faces of each class; fewer gives no fit for that subset.
 MIN_PER_CLASS = 3
@@ -63,7 +78,27 @@ def face_features(fakeout: Optional[float], intra: Optional[float],
 
 
 def subset_key(features: Sequence[str]) -> str:
-  return "+".join(f for f in FEATURES if f in features)
+  return "+".join(f for f in (*FEATURES, *DERIVED) if f in features)
+
+
+def input_value(features: Mapping[str, float], name: str) -> float:
+  """A feature, or a derived input (the sum of its features)."""
+  if name in DERIVED:
+    return float(sum(features[part] for part in DERIVED[name]))
+  return float(features[name])
+
+
+def candidate_inputs(available: Sequence[str]) -> list[tuple]:
+  """Every input combination a fit over `available` may use (never a derived input together
+  with one of its own parts)."""
+  names = [f for f in FEATURES if f in available]
+  pool = names + [d for d, parts in DERIVED.items() if all(p in names for p in parts)]
+  out = []
+  for size in range(1, len(pool) + 1):
+    for combo in itertools.combinations(pool, size):
+      if not any(d in combo and set(DERIVED[d]) & set(combo) for d in DERIVED):
+        out.append(combo)
+  return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -113,6 +148,8 @@ class Fit:
   count: int = 0
   num_fake: int = 0
   reliability: Optional[dict] = None
+  # the candidates of the input selection: [{'inputs', 'cv_log_loss'}], best first
+  selection: Optional[list] = None
 
   def log_odds(self, x: np.ndarray) -> np.ndarray:
     z = (np.asarray(x, np.float64) - np.asarray(self.mean)) / np.asarray(self.scale)
@@ -135,14 +172,42 @@ class Fit:
                   "features": tuple(data["features"])})
 
 
+def _logistic():
+  from sklearn.linear_model import LogisticRegression
+  from sklearn.pipeline import make_pipeline
+  from sklearn.preprocessing import StandardScaler
+  return make_pipeline(StandardScaler(), LogisticRegression(C=1.0))
+
+
+def cv_log_loss(x: np.ndarray, labels: np.ndarray) -> float:
+  """Mean held-out log loss of the standardised logistic fit, stratified folds in file order
+  (deterministic)."""
+  from sklearn.model_selection import StratifiedKFold, cross_val_predict
+  folds = min(MAX_FOLDS, int(labels.sum()), int((labels == 0).sum()))
+  p = cross_val_predict(_logistic(), x, labels, cv=StratifiedKFold(folds),
+                        method="predict_proba")[:, 1]
+  p = np.clip(p, 1e-12, 1 - 1e-12)
+  return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+
+
+def select_inputs(rows: Sequence[Mapping], labels: np.ndarray, available: Sequence[str]
+                  ) -> list[dict]:
+  """Every candidate input combination with its cross-validated log loss, best first."""
+  scored = []
+  for inputs in candidate_inputs(available):
+    x = np.array([[input_value(r["features"], n) for n in inputs] for r in rows], np.float64)
+    scored.append({"inputs": list(inputs), "cv_log_loss": cv_log_loss(x, labels)})
+  return sorted(scored, key=lambda c: (round(c["cv_log_loss"], 9), len(c["inputs"])))
+
+
 def fit_subset(x: np.ndarray, labels: np.ndarray, features: Sequence[str], method: str,
                bins: int = 10) -> Fit:
+  """The fit of the inputs `features` (columns of x)."""
   from sklearn.isotonic import IsotonicRegression
-  from sklearn.linear_model import LogisticRegression
-  mean = x.mean(axis=0)
-  scale = x.std(axis=0)
-  scale = np.where(scale > 1e-12, scale, 1.0)  # a constant feature gets weight ~0, not NaN
-  logistic = LogisticRegression(C=1.0).fit((x - mean) / scale, labels)
+  model = _logistic().fit(x, labels)
+  scaler, logistic = model[0], model[-1]
+  mean = scaler.mean_
+  scale = np.where(scaler.scale_ > 1e-12, scaler.scale_, 1.0)  # sklearn leaves constants at 1
   fit = Fit(features=tuple(features), method=method, mean=mean.tolist(), scale=scale.tolist(),
             coef=logistic.coef_[0].tolist(), intercept=float(logistic.intercept_[0]),
             count=int(labels.size), num_fake=int(labels.sum()))
@@ -174,15 +239,16 @@ class Calibration:
     return self.fits.get(subset_key(available))
 
   def probability(self, features: Mapping[str, float]) -> tuple[Optional[float], str]:
-    """(fake probability, the fit used) of one face's features; (None, reason) if none fits."""
+    """(fake probability, the fit used: the key of the face's features) of one face's features;
+    (None, reason) if none fits."""
     fit = self.fit_for(list(features))
     if not features:
       return None, "no detector score"
     if fit is None:
       reason = self.skipped.get(subset_key(list(features)), "not fitted")
       return None, f"no calibration for {subset_key(list(features))}: {reason}"
-    x = np.array([[features[f] for f in fit.features]], np.float64)
-    return float(fit.probability(x)[0]), subset_key(fit.features)
+    x = np.array([[input_value(features, f) for f in fit.features]], np.float64)
+    return float(fit.probability(x)[0]), subset_key(list(features))
 
   def to_json(self) -> dict:
     return {"format_version": FORMAT_VERSION, "method": self.method,
@@ -206,7 +272,7 @@ class Calibration:
                              "python -m avdf.detect calibrate") from None
     except json.JSONDecodeError as e:
       raise CalibrationError(f"{path} is not a calibration file (invalid JSON: {e})") from None
-    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+    if not isinstance(data, dict) or data.get("format_version") not in READABLE_VERSIONS:
       raise CalibrationError(f"{path} is not a calibration file of format {FORMAT_VERSION} "
                              "(written by python -m avdf.detect calibrate)")
     return cls(method=data["method"], threshold=float(data["threshold"]),
@@ -216,10 +282,13 @@ class Calibration:
 
 
 def fit(rows: Sequence[Mapping], method: str = "logistic", threshold: float = 0.5,
-        source: Optional[dict] = None, bins: int = 10) -> Calibration:
+        source: Optional[dict] = None, bins: int = 10,
+        selection: str = "cross_validated") -> Calibration:
   """Fits every feature subset on labelled face rows ({'label', 'features': {name: value}})."""
   if method not in METHODS:
     raise CalibrationError(f"unknown calibration method {method!r}; use one of {METHODS}")
+  if selection not in SELECTIONS:
+    raise CalibrationError(f"unknown input selection {selection!r}; use one of {SELECTIONS}")
   if not 0.0 < threshold < 1.0:
     raise CalibrationError(f"the threshold is a probability in (0, 1); got {threshold}")
   fits, skipped = {}, {}
@@ -233,12 +302,20 @@ def fit(rows: Sequence[Mapping], method: str = "logistic", threshold: float = 0.
         skipped[key] = (f"{num_real} real and {num_fake} fake faces have these scores (need "
                         f">= {MIN_PER_CLASS} of each)")
         continue
-      x = np.array([[r["features"][f] for f in subset] for r in usable], np.float64)
-      fits[key] = fit_subset(x, labels, subset, method, bins)
+      candidates = None
+      inputs = subset
+      if selection == "cross_validated":
+        candidates = select_inputs(usable, labels, subset)
+        inputs = tuple(candidates[0]["inputs"])
+      x = np.array([[input_value(r["features"], n) for n in inputs] for r in usable],
+                   np.float64)
+      fits[key] = fit_subset(x, labels, inputs, method, bins)
+      fits[key].selection = candidates
   if not fits:
     raise CalibrationError("no feature subset could be fitted: " + "; ".join(
         f"{k}: {v}" for k, v in skipped.items()))
   source = dict(source or {})
+  source.setdefault("selection", selection)
   source.setdefault("fitted", datetime.datetime.now(datetime.timezone.utc).isoformat(
       timespec="seconds"))
   return Calibration(method=method, fits=fits, threshold=threshold, source=source,

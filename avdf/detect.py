@@ -105,6 +105,10 @@ def calibrate_parser() -> argparse.ArgumentParser:
   parser.add_argument("--method", choices=("logistic", "isotonic"), default="logistic")
   parser.add_argument("--threshold", type=float, default=0.5,
                       help="fake probability at or above which the verdict is 'fake'")
+  parser.add_argument("--selection", choices=("cross_validated", "all"),
+                      default="cross_validated",
+                      help="which detector scores each fit uses: the combination with the "
+                           "lowest cross-validated log loss on these faces (default), or all")
   return parser
 
 
@@ -213,14 +217,16 @@ def run_calibrate(argv) -> int:
   write_scores(out.with_name(out.stem + "_scores.csv"), rows)
   fitted = calibration.fit(
       _features(rows), method=args.method, threshold=args.threshold,
+      selection=args.selection,
       source={"records": source, "file": str(out),
               "fakeout": args.fakeout, "inconsistency": args.inconsistency})
   fitted.save(out)
   full = calibration.subset_key(calibration.FEATURES)
   best = fitted.fits.get(full) or next(iter(fitted.fits.values()))
   print(f"calibration ({args.method}) of {len(rows)} faces written to {out}: "
-        f"{len(fitted.fits)} feature subsets fitted; {calibration.subset_key(best.features)} "
-        f"ECE on its own data {best.reliability['ece']:.3f}"
+        f"{len(fitted.fits)} feature subsets fitted; all scores -> "
+        f"{calibration.subset_key(best.features)}, ECE on its own data "
+        f"{best.reliability['ece']:.3f}"
         + (f"; not fitted: {', '.join(fitted.skipped)}" if fitted.skipped else ""))
   return 0
 

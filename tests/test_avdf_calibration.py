@@ -30,7 +30,7 @@ def test_ece_by_hand():
 
 def test_logistic_recovers_a_known_calibration():
   rows, x, truth = _logistic_rows()
-  fitted = calibration.fit(rows, method="logistic")
+  fitted = calibration.fit(rows, method="logistic", selection="all")
   full = fitted.fits["fakeout+identity+audio_video"]
   assert np.mean(np.abs(full.probability(x) - truth)) < 0.02
   # the weights, back in feature units, are the generating ones (the third is noise)
@@ -41,7 +41,7 @@ def test_logistic_recovers_a_known_calibration():
 
 def test_isotonic_is_monotone_in_the_logistic_log_odds_and_round_trips(tmp_path):
   rows, x, truth = _logistic_rows(seed=1)
-  fitted = calibration.fit(rows, method="isotonic", threshold=0.7)
+  fitted = calibration.fit(rows, method="isotonic", threshold=0.7, selection="all")
   full = fitted.fits["fakeout+identity+audio_video"]
   order = np.argsort(full.log_odds(x))
   assert np.all(np.diff(full.probability(x)[order]) >= -1e-12)
@@ -61,7 +61,7 @@ def test_each_face_uses_the_fit_of_exactly_its_features():
     del r["features"]["audio_video"]
   rows = [r for r in rows if "audio_video" in r["features"] or r["label"] == 1][:] + \
       [r for r in rows[:40] if r["label"] == 0][:2]
-  fitted = calibration.fit(rows)
+  fitted = calibration.fit(rows, selection="all")
   p, used = fitted.probability({"fakeout": 1.0, "identity": 0.0})
   assert used == "fakeout+identity" and 0 < p < 1
   # the fakeout+identity fit is on every face (silent or not); the full fit on the others
@@ -83,6 +83,57 @@ def test_a_subset_without_both_classes_is_not_fitted_and_says_why():
   assert p is None and "0 real and 0 fake" in reason
   with pytest.raises(calibration.CalibrationError, match="no feature subset"):
     calibration.fit([{"label": 1, "features": {"fakeout": 0.1}}])
+
+
+def test_cross_validation_keeps_the_informative_scores_and_drops_noise():
+  rows, x, truth = _logistic_rows()  # fake probability from fakeout and identity; audio noise
+  fitted = calibration.fit(rows)
+  full = fitted.fits["fakeout+identity+audio_video"]
+  assert full.features == ("fakeout", "identity")
+  assert np.mean(np.abs(full.probability(x[:, :2]) - truth)) < 0.02
+  # every candidate was scored and the winner has the lowest held-out log loss
+  losses = {"+".join(c["inputs"]): c["cv_log_loss"] for c in full.selection}
+  assert len(losses) == 9 and "inconsistency" in losses and "identity+inconsistency" not in losses
+  assert losses["fakeout+identity"] == min(losses.values())
+
+
+def test_a_detector_at_chance_on_a_small_validation_set_gets_no_weight():
+  """The demo's case: 6 real and 12 fake validation faces, FakeOut at chance (a constant with
+  jitter), the lip-sync score informative: a free weight for FakeOut fitted on 18 faces ranks
+  held-out faces worse than the lip-sync score alone; the selected fit uses only the latter."""
+  def faces(seed, n_real, n_fake):
+    rng = np.random.default_rng(seed)
+    labels = np.r_[np.zeros(n_real), np.ones(n_fake)].astype(int)
+    return [{"label": int(y), "features": {
+        "fakeout": float(rng.normal(0, 0.01)), "identity": float(rng.normal()),
+        "audio_video": float(rng.normal() + 1.5 * y)}} for y in labels]
+  for seed in range(5):
+    fitted = calibration.fit(faces(seed, 6, 12))
+    assert fitted.source["selection"] == "cross_validated"
+    full = fitted.fits["fakeout+identity+audio_video"]
+    assert "fakeout" not in full.features and "audio_video" in full.features, seed
+    p, used = fitted.probability({"fakeout": 5.0, "identity": 0.0, "audio_video": 0.0})
+    assert used == "fakeout+identity+audio_video"
+    assert p == fitted.probability({"fakeout": -5.0, "identity": 0.0, "audio_video": 0.0})[0]
+  # without the selection FakeOut's noise gets a weight
+  assert calibration.fit(faces(0, 6, 12), selection="all").fits[
+      "fakeout+identity+audio_video"].coef[0] != 0.0
+
+
+def test_the_detectors_own_score_is_a_candidate_input(tmp_path):
+  rng = np.random.default_rng(3)
+  labels = np.r_[np.zeros(40), np.ones(40)].astype(int)
+  # fakes move both branches together: their equal-weight sum is the best single input
+  rows = [{"label": int(y), "features": {
+      "identity": float(rng.normal() + 0.8 * y), "audio_video": float(rng.normal() + 0.8 * y)}}
+      for y in labels]
+  fitted = calibration.fit(rows)
+  fit = fitted.fits["identity+audio_video"]
+  assert fit.features in (("inconsistency",), ("identity", "audio_video"))
+  loaded = calibration.Calibration.load(fitted.save(tmp_path / "c.json"))
+  face = {"identity": 0.3, "audio_video": -0.1}
+  assert loaded.probability(face) == fitted.probability(face)
+  assert calibration.input_value(face, "inconsistency") == pytest.approx(0.2)
 
 
 def test_bad_calibration_files_give_one_line_errors(tmp_path):
