@@ -101,6 +101,22 @@ def test_fakes_match_their_real_in_resolution_fps_length_and_codecs(tiny_set):
   assert {row["num_people"] for row in rows} == {"1", "2"}
 
 
+def test_every_split_holds_every_fake_kind():
+  """The demo's plan (32 identities, 2 videos, 2 fakes each, seed 3), no rendering: the 6 real
+  validation videos' 12 fakes cover all 8 kinds (the kinds once rotated over the whole set and
+  the validation split held 4 of them, so a calibration fitted on it never saw the others)."""
+  recipes = identities.sample_recipes(32, 3, set(photos.photo_names()))
+  reals = plan_lib.real_plans(recipes, 2, 3, 2.0, 4.0, 360)
+  kinds = {}
+  for entry in layouts.fakeavceleb_entries(reals, recipes, 3, 2):
+    kinds.setdefault(entry.video.real.split, []).append(entry.video.kind)
+  for split in ("train", "val", "test"):
+    assert set(kinds[split]) == {"real", *layouts.FAKEAVCELEB_KINDS}, split
+  assert kinds["val"].count("real") == 6 and len(kinds["val"]) == 18
+  counts = [kinds["test"].count(k) for k in layouts.FAKEAVCELEB_KINDS]
+  assert counts == [3] * 8
+
+
 def test_donors_come_from_the_same_identity_split(tiny_set):
   splits = {row["identity_id"]: row["split"] for row in
             csv.DictReader(open(tiny_set / layouts.IDENTITIES_FILE, newline=""))}

@@ -38,6 +38,7 @@ release files; real adapters never read them.
 """
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import json
@@ -107,18 +108,26 @@ def default_kinds(layout: str) -> int:
 def fakeavceleb_entries(reals: list[plan_lib.RealVideo],
                         recipes: list[identities_lib.IdentityRecipe], seed: int,
                         fakes_per_video: int) -> list[Entry]:
-  """Each real video and `fakes_per_video` fakes of it, kinds rotating over the set."""
+  """Each real video and `fakes_per_video` fakes of it, kinds rotating within each split.
+
+  The rotation restarts in every split, so a split with at least len(kinds) fakes holds every
+  kind: a validation split that misses a kind cannot teach a calibration (or a model choice)
+  anything about it.
+  """
   by_id = {recipe.identity_id: recipe for recipe in recipes}
   first_video = {}
   for real in reals:
     first_video.setdefault(real.identity, real)
   kinds = list(FAKEAVCELEB_KINDS)
   entries = []
+  position = collections.Counter()  # reals of each split so far
   for real in reals:
     entries.append(_fakeavceleb_entry(fakes_lib.real_video(real), by_id, first_video, 0))
     fsgan_index = 0
+    rotation = position[real.split] * fakes_per_video
+    position[real.split] += 1
     for slot in range(fakes_per_video):
-      kind = kinds[(real.index * fakes_per_video + slot) % len(kinds)]
+      kind = kinds[(rotation + slot) % len(kinds)]
       video = fakes_lib.make_fake(real, kind, by_id, seed, salt=slot)
       if FAKEAVCELEB_KINDS[kind][2] in ("fsgan", "fsgan-wav2lip"):
         fsgan_index += 1
