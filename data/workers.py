@@ -12,13 +12,16 @@ Use :func:`initializer` as a ``ProcessPoolExecutor`` initializer, around the poo
 """
 from __future__ import annotations
 
+import collections
 import ctypes
 import os
 import signal
 import sys
 import threading
 import time
-from typing import Callable, Optional, Sequence
+from concurrent import futures
+from concurrent.futures import process as futures_process
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # How often the fallback thread looks for its parent (seconds).
@@ -67,3 +70,48 @@ def initializer(parent_pid: Optional[int], setup: Optional[Callable] = None,
   die_with_parent(parent_pid)
   if setup is not None:
     setup(*args)
+
+
+def map_surviving_worker_deaths(new_pool: Callable[[], futures.Executor],
+                                calls: Mapping[Any, tuple], attempts: int = 3
+                                ) -> Iterator[tuple[Any, Any, Optional[BaseException]]]:
+  """Runs every call on a process pool that is rebuilt when one of its workers dies.
+
+  A worker killed from outside (the OOM killer, a stray signal, a native crash) breaks a
+  ``ProcessPoolExecutor``: every unfinished job then fails with ``BrokenProcessPool``, so one
+  death would fail the whole set. Here the unfinished calls go to a new pool instead; a call is
+  given up (its error yielded) after it was in flight at `attempts` pool deaths, so a call that
+  kills its worker every time ends as a failure rather than a loop.
+
+  Args:
+    new_pool: makes a fresh pool (used as a context manager).
+    calls: key -> (fn, *args); submitted in this order.
+  Yields:
+    (key, result, None) or (key, None, error), in completion order, once per key.
+  """
+  pending = dict(calls)
+  tries = collections.Counter()
+  while pending:
+    with new_pool() as pool:
+      jobs = {}
+      for key, (fn, *args) in pending.items():
+        try:
+          jobs[pool.submit(fn, *args)] = key
+        except futures_process.BrokenProcessPool:
+          break  # a worker died between two submits: the rest waits for the next pool
+        tries[key] += 1
+      for job in futures.as_completed(jobs):
+        key = jobs[job]
+        try:
+          result = job.result()
+        except futures_process.BrokenProcessPool as error:
+          if tries[key] < attempts:
+            continue  # unfinished when a worker died: stays pending for the next pool
+          del pending[key]
+          yield key, None, error
+        except Exception as error:  # noqa: BLE001 -- the caller decides what a failure means
+          del pending[key]
+          yield key, None, error
+        else:
+          del pending[key]
+          yield key, result, None

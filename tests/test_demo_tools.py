@@ -2,6 +2,7 @@
 with its explaining log line, and the scoreboard (summary.json) the README is checked against."""
 import csv
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -85,6 +86,38 @@ def test_a_failing_stage_is_named_with_the_line_that_explains_it(tmp_path):
   assert "stage '2. broken' failed (exit 3)" in result.stderr
   assert "StageError: no records in /x" in result.stderr.split("failed (exit 3)")[1]
   assert (tmp_path / "out" / "s.tsv").read_text().startswith("one\t")
+
+
+@pytest.mark.parametrize("state,renders", [
+    ("complete", False), ("failed", True), ("interrupted", True), ("absent", True)])
+def test_the_synth_stage_renders_again_unless_a_complete_set_is_there(tmp_path, state, renders):
+  """A failed or interrupted synthetic set is rendered again from the start on a re-run
+  (--overwrite); a complete one is kept. Runs the script's own synth block with a `python`
+  that only records its arguments."""
+  script = (REPO_ROOT / "tools" / "demo.sh").read_text()
+  block = script[script.index("\nstage synth "):script.index("\nstage records ")]
+  block = block.split("\n", 2)[2]  # without the stage header line
+  out = tmp_path / "out"
+  synth = out / "synth" / "FakeAVCeleb_v1.2"
+  if state != "absent":
+    synth.mkdir(parents=True)
+    (synth / "some_video.mp4").write_bytes(b"")
+  if state in ("complete", "failed"):
+    (synth / "meta_data.csv").write_text("source,target1\n")
+  if state == "failed":
+    (synth / "synthetic_failures.csv").write_text("path,error\n")
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir()
+  (bin_dir / "python").write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/called\n")
+  (bin_dir / "python").chmod(0o755)
+  test_script = tmp_path / "synth.sh"
+  test_script.write_text(f"set -eEuo pipefail\nout={out}\nsynth={synth}\n" + block)
+  subprocess.run(["bash", str(test_script)], check=True, timeout=60,
+                 env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+  called = tmp_path / "called"
+  assert called.exists() == renders
+  if renders:
+    assert "-m data.synth" in called.read_text() and "--overwrite" in called.read_text()
 
 
 def _scores(path, rows):

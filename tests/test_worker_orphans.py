@@ -84,3 +84,39 @@ def test_the_initializer_runs_the_pools_own_setup(monkeypatch):
   monkeypatch.setattr(workers, "_arm_parent_death_signal", lambda: True)
   workers.initializer(os.getppid(), lambda *args: calls.append(args), (1, "two"))
   assert calls == [(1, "two")]
+
+
+def _square_or_die(x, marker_dir):
+  """x squared; a worker dies (SIGKILL of itself) the first time it meets x == 3, every time
+  when marker_dir is None."""
+  if x == 3:
+    marker = None if marker_dir is None else os.path.join(marker_dir, "died-once")
+    if marker is None or not os.path.exists(marker):
+      if marker is not None:
+        open(marker, "w").close()
+      os.kill(os.getpid(), signal.SIGKILL)
+  return x * x
+
+
+def _spawn_pool():
+  import multiprocessing
+  from concurrent import futures
+  return futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+
+
+def test_a_killed_worker_costs_a_new_pool_not_the_other_jobs(tmp_path):
+  calls = {x: (_square_or_die, x, str(tmp_path)) for x in range(6)}
+  results = {k: (r, e) for k, r, e in workers.map_surviving_worker_deaths(_spawn_pool, calls)}
+  assert results == {x: (x * x, None) for x in range(6)}
+  # without the rebuild (one plain pool) the death fails the jobs still unfinished
+  (tmp_path / "died-once").unlink()
+  with _spawn_pool() as pool:
+    jobs = [pool.submit(_square_or_die, x, str(tmp_path)) for x in range(6)]
+  assert sum(isinstance(j.exception(), Exception) for j in jobs) >= 2
+
+
+def test_a_job_that_always_kills_its_worker_fails_after_its_attempts():
+  calls = {3: (_square_or_die, 3, None)}
+  [(key, result, error)] = list(workers.map_surviving_worker_deaths(_spawn_pool, calls,
+                                                                    attempts=2))
+  assert key == 3 and result is None and "terminated abruptly" in str(error)

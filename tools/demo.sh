@@ -60,9 +60,12 @@ stage environment "environment"
 python -c 'import jax, flax, tensorflow as tf; print("jax", jax.__version__, jax.devices(), "| flax", flax.__version__, "| tf", tf.__version__)'
 
 stage synth "1. synthetic audio-visual deepfake set (FakeAVCeleb layout) from real face photos"
-if [ ! -f "$synth/meta_data.csv" ]; then
+# Rendered again from the start (it is deterministic) unless a complete set is there: after an
+# interruption the folder holds part of it, after a failure a partial meta_data.csv.
+if [ ! -f "$synth/meta_data.csv" ] || [ -f "$synth/synthetic_failures.csv" ]; then
   python -m data.synth --out "$out/synth" --layout fakeavceleb --identities 32 \
-    --videos-per-identity 2 --fakes-per-video 2 --max-seconds 4 --max-height 360 --seed 3
+    --videos-per-identity 2 --fakes-per-video 2 --max-seconds 4 --max-height 360 --seed 3 \
+    --overwrite
 fi
 
 stage records "2. face tracking + alignment -> TFRecord shards (train, and held-out val and test identities)"

@@ -181,41 +181,40 @@ def _render_all(entries, root: pathlib.Path, recipes, landmarks, bases,
 
   Every portrait is built once, in parallel; each video job carries the few it needs. Workers
   fork from a server that has the rendering modules loaded (fast start, no fork of a process
-  that ran MediaPipe threads). A worker that dies is reported as that video's failure instead
-  of hanging the pool.
+  that ran MediaPipe threads). A worker that dies costs a new pool, not the set: the unfinished
+  videos are rendered again (data.workers.map_surviving_worker_deaths); a video whose worker
+  dies every time is reported as that video's failure.
   """
   needed = sorted({identity for entry in entries for identity in _identities_of(entry.video)})
   context = multiprocessing.get_context("forkserver")
   context.set_forkserver_preload(["data.synth.render", "data.synth.manipulations"])
+  new_pool = lambda: futures.ProcessPoolExecutor(  # noqa: E731
+      workers, mp_context=context, initializer=workers_lib.initializer, initargs=(None,))
   portraits, cpu = {}, 0.0
-  with futures.ProcessPoolExecutor(workers, mp_context=context,
-                                   initializer=workers_lib.initializer, initargs=(None,)) as pool:
-    jobs = {pool.submit(_build_portrait, recipes, landmarks, bases, identity): identity
-            for identity in needed}
-    for job in futures.as_completed(jobs):
-      portraits[jobs[job]], seconds = job.result()
-      cpu += seconds
+  for identity, result, error in workers_lib.map_surviving_worker_deaths(
+      new_pool, {identity: (_build_portrait, recipes, landmarks, bases, identity)
+                 for identity in needed}):
+    if error is not None:
+      raise error
+    portraits[identity], seconds = result
+    cpu += seconds
   # Longest first, so the pool does not end waiting on one late long video.
   ordered = sorted(entries, key=lambda e: (-e.video.plan.num_frames * e.video.plan.width
                                            * e.video.plan.height, e.path))
   failures, sync = [], {}
   progress = tqdm.tqdm(total=len(ordered), unit="video", desc="synth")
-  with futures.ProcessPoolExecutor(workers, mp_context=context,
-                                   initializer=workers_lib.initializer, initargs=(None,)) as pool:
-    jobs = {}
-    for entry in ordered:
-      own = {i: portraits[i] for i in _identities_of(entry.video)}
-      jobs[pool.submit(_render_job, entry.path, entry.video.plan, own, str(root))] = entry.path
-    for job in futures.as_completed(jobs):
-      path = jobs[job]
-      progress.update()
-      try:
-        sync[path], seconds = job.result()
-        cpu += seconds
-      except Exception as error:  # noqa: BLE001 -- one bad video must not stop the set
-        detail = traceback.format_exception_only(type(error), error)[-1].strip()
-        failures.append((path, detail))
-        log.error("could not render %s: %s", path, detail)
+  calls = {entry.path: (_render_job, entry.path, entry.video.plan,
+                        {i: portraits[i] for i in _identities_of(entry.video)}, str(root))
+           for entry in ordered}
+  for path, result, error in workers_lib.map_surviving_worker_deaths(new_pool, calls):
+    progress.update()
+    if error is None:
+      sync[path], seconds = result
+      cpu += seconds
+    else:  # one bad video must not stop the set
+      detail = traceback.format_exception_only(type(error), error)[-1].strip()
+      failures.append((path, detail))
+      log.error("could not render %s: %s", path, detail)
   progress.close()
   return failures, sync, cpu
 
