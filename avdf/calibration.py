@@ -273,8 +273,10 @@ class Calibration:
     except json.JSONDecodeError as e:
       raise CalibrationError(f"{path} is not a calibration file (invalid JSON: {e})") from None
     if not isinstance(data, dict) or data.get("format_version") not in READABLE_VERSIONS:
-      raise CalibrationError(f"{path} is not a calibration file of format {FORMAT_VERSION} "
-                             "(written by python -m avdf.detect calibrate)")
+      raise CalibrationError(
+          f"{path} is not a calibration file of format "
+          f"{' or '.join(map(str, READABLE_VERSIONS))} (written by python -m avdf.detect "
+          "calibrate)")
     return cls(method=data["method"], threshold=float(data["threshold"]),
                fits={k: Fit.from_json(v) for k, v in data["fits"].items()},
                source=data.get("source", {}), rows=data.get("rows", []),

@@ -142,6 +142,16 @@ def test_bad_calibration_files_give_one_line_errors(tmp_path):
   (tmp_path / "x.json").write_text("{}")
   with pytest.raises(calibration.CalibrationError, match="not a calibration file"):
     calibration.Calibration.load(tmp_path / "x.json")
+  # a file of format 1 (before the input selection) is still read
+  fitted = calibration.fit(_logistic_rows(n=200)[0], selection="all")
+  old_format = fitted.to_json()
+  old_format["format_version"] = 1
+  for fit in old_format["fits"].values():
+    fit.pop("selection", None)
+  (tmp_path / "v1.json").write_text(json.dumps(old_format))
+  face = {"fakeout": 0.3, "identity": -0.2, "audio_video": 1.0}
+  assert calibration.Calibration.load(tmp_path / "v1.json").probability(face) == \
+      fitted.probability(face)
 
 
 def test_features_are_oriented_higher_is_fake():
