@@ -12,6 +12,9 @@ records in a temporary folder, then measures on this machine:
   core, on the default path: uint8 frames to the device, the augmentation left to the train step
   (input.augment_on='device'); divided by the number of cores for the per-core figure
   ``train_clips_per_s_per_core`` (target: >= 15 per core of host work);
+* train_clips_per_cpu_s: the same clips divided by the CPU seconds this process spent on them
+  (all threads): host work per core, which other jobs on the machine hardly change (the wall
+  figure above counts their time too);
 * host_float32_path: the former path (float32 frames, augmentation in tf.data on the host),
   measured in the same run, one pipeline at a time in the order uint8, float32, float32, uint8
   so that a load trend hits both; ``uint8_over_float32`` is the ratio of their clips/s;
@@ -62,14 +65,16 @@ def train_clips_per_s(files, config, args, return_batch: bool = False):
                                     epoch=0).repeat()
   iterator = ds.as_numpy_iterator()
   next(iterator)  # graph building and first fill excluded
-  start = time.perf_counter()
+  start, cpu_start = time.perf_counter(), time.process_time()
   for _ in range(args.batches):
     batch = next(iterator)
   seconds = time.perf_counter() - start
+  cpu_seconds = time.process_time() - cpu_start  # every thread of this process
   assert batch["video"].shape == (args.batch_size, 32, 224, 224, 3)
   del iterator, ds  # stop this pipeline's background work before the next one is timed
-  clips_per_s = args.batches * args.batch_size / seconds
-  return (clips_per_s, batch) if return_batch else clips_per_s
+  clips = args.batches * args.batch_size
+  speed = {"clips_per_s": clips / seconds, "clips_per_cpu_s": clips / cpu_seconds}
+  return (speed, batch) if return_batch else speed
 
 
 def bytes_per_clip(batch) -> int:
@@ -85,17 +90,21 @@ def compare_paths(files, args) -> dict:
   two alive at once would steal each other's time), in the order A B B A so that a load trend
   hits both alike; each path's figure is the mean of its two runs."""
   paths = {"uint8_device_augment": "device", "float32_host_augment": "host"}
-  runs, sizes = {name: [] for name in paths}, {}
+  runs, cpu_runs, sizes = {name: [] for name in paths}, {name: [] for name in paths}, {}
   for name in ("uint8_device_augment", "float32_host_augment", "float32_host_augment",
                "uint8_device_augment"):
     config = input_pipeline.get_config()
     config.augment_on = paths[name]
-    clips_per_s, batch = train_clips_per_s(files, config, args, return_batch=True)
-    runs[name].append(clips_per_s)
+    speed, batch = train_clips_per_s(files, config, args, return_batch=True)
+    runs[name].append(speed["clips_per_s"])
+    cpu_runs[name].append(speed["clips_per_cpu_s"])
     sizes[name] = bytes_per_clip(batch)
   clips = {name: float(np.mean(values)) for name, values in runs.items()}
-  return {"clips_per_s": clips, "runs": runs, "bytes_per_clip": sizes,
+  cpu = {name: float(np.mean(values)) for name, values in cpu_runs.items()}
+  return {"clips_per_s": clips, "clips_per_cpu_s": cpu, "runs": runs, "cpu_runs": cpu_runs,
+          "bytes_per_clip": sizes,
           "uint8_over_float32": clips["uint8_device_augment"] / clips["float32_host_augment"],
+          "uint8_over_float32_cpu": cpu["uint8_device_augment"] / cpu["float32_host_augment"],
           "bytes_float32_over_uint8": sizes["float32_host_augment"] /
           sizes["uint8_device_augment"]}
 
@@ -131,12 +140,16 @@ def main(argv=None) -> dict:
     paths = compare_paths(files, args)
     result["train_clips_per_s"] = paths["clips_per_s"]["uint8_device_augment"]
     result["train_clips_per_s_per_core"] = result["train_clips_per_s"] / cores
+    result["train_clips_per_cpu_s"] = paths["clips_per_cpu_s"]["uint8_device_augment"]
     result["train_target_per_core"] = 15
     result["host_float32_path"] = {
         "train_clips_per_s": paths["clips_per_s"]["float32_host_augment"],
-        "train_clips_per_s_per_core": paths["clips_per_s"]["float32_host_augment"] / cores}
+        "train_clips_per_s_per_core": paths["clips_per_s"]["float32_host_augment"] / cores,
+        "train_clips_per_cpu_s": paths["clips_per_cpu_s"]["float32_host_augment"]}
     result["runs_clips_per_s"] = paths["runs"]
+    result["runs_clips_per_cpu_s"] = paths["cpu_runs"]
     result["uint8_over_float32"] = paths["uint8_over_float32"]
+    result["uint8_over_float32_cpu"] = paths["uint8_over_float32_cpu"]
     result["bytes_per_clip"] = paths["bytes_per_clip"]
     result["bytes_float32_over_uint8"] = paths["bytes_float32_over_uint8"]
     result["load_average_after_train"] = os.getloadavg()[0]
@@ -145,7 +158,7 @@ def main(argv=None) -> dict:
     for name, overrides in VARIANTS.items():
       variant = input_pipeline.get_config()
       variant.update(overrides)
-      result["variants"][name] = train_clips_per_s(files, variant, args)
+      result["variants"][name] = train_clips_per_s(files, variant, args)["clips_per_s"]
 
     ds = input_pipeline.eval_dataset(files, config, batch_size=2)
     start = time.perf_counter()

@@ -408,6 +408,29 @@ def examples_per_epoch(label_counts: dict[int, int], oversample: str) -> int:
   return sum(label_counts.values())
 
 
+def _balanced(serialized: tf.data.Dataset, label_counts: dict[int, int],
+              spread: int) -> tf.data.Dataset:
+  """Both classes at the majority's count: every record once, the minority's repeated.
+
+  The minority has m records and the majority M: its j-th record (in this epoch's seeded
+  reading order) is repeated M // m times, once more for j < M % m, so an epoch holds exactly
+  2 M examples and every majority record exactly once. The copies of one record leave
+  `spread` records apart (an interleave over that many records at a time) before shuffling.
+  """
+  minority = min(label_counts, key=lambda k: (label_counts[k], k))
+  base, extra = divmod(max(label_counts.values()), label_counts[minority])
+
+  def repeats(minority_seen, serialized):
+    is_minority = tf.equal(_selection_fields(serialized)["label"], minority)
+    copies = tf.where(is_minority, base + tf.cast(minority_seen < extra, tf.int64),
+                      tf.constant(1, tf.int64))
+    return minority_seen + tf.cast(is_minority, tf.int64), (copies, serialized)
+
+  return serialized.scan(tf.constant(0, tf.int64), repeats).interleave(
+      lambda copies, serialized: tf.data.Dataset.from_tensors(serialized).repeat(copies),
+      cycle_length=spread, block_length=1)
+
+
 def train_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_size: int,
                   seed: int, epoch: int, start_index: int = 0,
                   host: HostShard = HostShard(),
@@ -435,26 +458,20 @@ def train_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_s
     raise ValueError(f"{total} training examples on host {host.index} cannot fill one batch "
                      f"of {batch_size}")
 
-  def selected(label=None):
-    def keep(serialized):
-      fields = _selection_fields(serialized)
-      keep = record_filter.keep(fields)
-      return keep if label is None else tf.logical_and(keep, tf.equal(fields["label"], label))
-    return keep
+  def selected(serialized):
+    return record_filter.keep(_selection_fields(serialized))
 
   # Records stay serialized until after selection, shuffling and skipping: only the examples
-  # used are parsed and decoded.
-  serialized = _records(files, c, shuffle_seed=epoch_seed)
+  # used are parsed and decoded. Each record is read once per epoch (balancing repeats the
+  # minority class's records rather than reading the set once per class).
+  serialized = _records(files, c, shuffle_seed=epoch_seed).filter(selected)
   if c.oversample == "balance" and len(counts) == 2:
-    per_class = [serialized.filter(selected(k)).repeat()
-                 .shuffle(c.shuffle_buffer, seed=epoch_seed + k) for k in sorted(counts)]
-    ds = tf.data.Dataset.sample_from_datasets(per_class, [0.5, 0.5], seed=epoch_seed,
-                                              stop_on_empty_dataset=False)
-  elif c.oversample in ("balance", "none"):
-    ds = serialized.filter(selected()).shuffle(c.shuffle_buffer, seed=epoch_seed,
-                                               reshuffle_each_iteration=False)
+    ds = _balanced(serialized, counts, spread=c.get("interleave_files", 8))
+  elif c.oversample == "none":
+    ds = serialized
   else:
     raise ValueError(f"oversample must be 'balance' or 'none', got {c.oversample!r}")
+  ds = ds.shuffle(c.shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
   if clips > 1:  # consecutive clips of one track (pre-training: negatives from the same video)
     ds = ds.flat_map(lambda r: tf.data.Dataset.range(clips).map(lambda k: (k, r)))
   else:

@@ -1,4 +1,6 @@
 """FakeOut's input pipeline: the released log-mel, clip sampling, determinism, resume, sharding."""
+import collections
+
 import librosa
 import numpy as np
 import pytest
@@ -134,15 +136,31 @@ def test_train_batches_are_deterministic_and_resumable(tmp_path):
 
 
 def test_oversampling_balances_classes(tmp_path):
-  files = _write_shards(tmp_path, [0] * 2 + [1] * 10, frames=8)
+  # One frame per track: every clip's pixels are its track's index i.
+  files = _write_shards(tmp_path, [0] * 2 + [1] * 10, frames=1)
   c = _small_config(num_frames=2, augment=False)
-  labels = np.concatenate([b["label"] for b in ip.train_dataset(
-      files, c, batch_size=4, seed=0, epoch=0).as_numpy_iterator()])
-  assert len(labels) == 20 and 6 <= labels.sum() <= 14
+  batches = list(ip.train_dataset(files, c, batch_size=4, seed=0, epoch=0).as_numpy_iterator())
+  labels = np.concatenate([b["label"] for b in batches])
+  tracks = np.concatenate([np.rint(b["video"][:, 0, 0, 0, 0]) for b in batches]).astype(int)
+  assert len(labels) == 20 and labels.sum() == 10  # exactly the majority's count of each
+  # Every majority track once, every minority track equally often, in one epoch.
+  assert collections.Counter(tracks.tolist()) == {0: 5, 1: 5, **{i: 1 for i in range(2, 12)}}
   c.oversample = "none"
   labels = np.concatenate([b["label"] for b in ip.train_dataset(
       files, c, batch_size=4, seed=0, epoch=0).as_numpy_iterator()])
   assert len(labels) == 12 and labels.sum() == 10
+
+
+def test_balancing_keeps_every_record_once_and_repeats_the_minority_evenly(tmp_path):
+  files = _write_shards(tmp_path, [0] * 3 + [1] * 7, frames=4)
+  c = _small_config()
+  seen = collections.Counter()
+  for serialized in ip._balanced(ip._records(files, c, shuffle_seed=5), {0: 3, 1: 7},
+                                 spread=4).as_numpy_iterator():
+    track = records.parse_track(serialized)
+    seen[(int(track["label"]), track["video/id"].numpy().decode())] += 1
+  assert sorted(n for (label, _), n in seen.items() if label == 1) == [1] * 7
+  assert sorted(n for (label, _), n in seen.items() if label == 0) == [2, 2, 3]  # 7 = 2 + 2 + 3
 
 
 def test_eval_clips_follow_the_released_offsets(tmp_path):
