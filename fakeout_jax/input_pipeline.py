@@ -467,7 +467,7 @@ def train_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_s
   serialized = _records(files, c, shuffle_seed=epoch_seed).filter(selected)
   if c.oversample == "balance" and len(counts) == 2:
     ds = _balanced(serialized, counts, spread=c.get("interleave_files", 8))
-  elif c.oversample == "none":
+  elif c.oversample in ("balance", "none"):  # one class only: nothing to balance
     ds = serialized
   else:
     raise ValueError(f"oversample must be 'balance' or 'none', got {c.oversample!r}")

@@ -145,6 +145,13 @@ def test_oversampling_balances_classes(tmp_path):
   assert len(labels) == 20 and labels.sum() == 10  # exactly the majority's count of each
   # Every majority track once, every minority track equally often, in one epoch.
   assert collections.Counter(tracks.tolist()) == {0: 5, 1: 5, **{i: 1 for i in range(2, 12)}}
+  # One class only: nothing to balance, every track once.
+  (tmp_path / "one").mkdir()
+  one_class = _write_shards(tmp_path / "one", [1] * 4, frames=1)
+  batches = list(ip.train_dataset(one_class, c, batch_size=2, seed=0, epoch=0)
+                 .as_numpy_iterator())
+  assert sorted(np.concatenate([np.rint(b["video"][:, 0, 0, 0, 0]) for b in batches])) == [
+      0, 1, 2, 3]
   c.oversample = "none"
   labels = np.concatenate([b["label"] for b in ip.train_dataset(
       files, c, batch_size=4, seed=0, epoch=0).as_numpy_iterator()])
