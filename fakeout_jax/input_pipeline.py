@@ -408,9 +408,11 @@ def examples_per_epoch(label_counts: dict[int, int], oversample: str) -> int:
   return sum(label_counts.values())
 
 
-def _balanced(serialized: tf.data.Dataset, label_counts: dict[int, int],
+def _balanced(selected: tf.data.Dataset, label_counts: dict[int, int],
               spread: int) -> tf.data.Dataset:
   """Both classes at the majority's count: every record once, the minority's repeated.
+
+  `selected` holds (selection fields, serialized record) pairs; the result, serialized records.
 
   The minority has m records and the majority M: its j-th record (in this epoch's seeded
   reading order) is repeated M // m times, once more for j < M % m, so an epoch holds exactly
@@ -420,13 +422,14 @@ def _balanced(serialized: tf.data.Dataset, label_counts: dict[int, int],
   minority = min(label_counts, key=lambda k: (label_counts[k], k))
   base, extra = divmod(max(label_counts.values()), label_counts[minority])
 
-  def repeats(minority_seen, serialized):
-    is_minority = tf.equal(_selection_fields(serialized)["label"], minority)
+  def repeats(minority_seen, fields_and_record):
+    fields, serialized = fields_and_record
+    is_minority = tf.equal(fields["label"], minority)
     copies = tf.where(is_minority, base + tf.cast(minority_seen < extra, tf.int64),
                       tf.constant(1, tf.int64))
     return minority_seen + tf.cast(is_minority, tf.int64), (copies, serialized)
 
-  return serialized.scan(tf.constant(0, tf.int64), repeats).interleave(
+  return selected.scan(tf.constant(0, tf.int64), repeats).interleave(
       lambda copies, serialized: tf.data.Dataset.from_tensors(serialized).repeat(copies),
       cycle_length=spread, block_length=1)
 
@@ -458,17 +461,16 @@ def train_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_s
     raise ValueError(f"{total} training examples on host {host.index} cannot fill one batch "
                      f"of {batch_size}")
 
-  def selected(serialized):
-    return record_filter.keep(_selection_fields(serialized))
-
   # Records stay serialized until after selection, shuffling and skipping: only the examples
   # used are parsed and decoded. Each record is read once per epoch (balancing repeats the
   # minority class's records rather than reading the set once per class).
-  serialized = _records(files, c, shuffle_seed=epoch_seed).filter(selected)
+  selected = _records(files, c, shuffle_seed=epoch_seed).map(
+      lambda serialized: (_selection_fields(serialized), serialized)).filter(
+          lambda fields, _: record_filter.keep(fields))
   if c.oversample == "balance" and len(counts) == 2:
-    ds = _balanced(serialized, counts, spread=c.get("interleave_files", 8))
+    ds = _balanced(selected, counts, spread=c.get("interleave_files", 8))
   elif c.oversample in ("balance", "none"):  # one class only: nothing to balance
-    ds = serialized
+    ds = selected.map(lambda _, serialized: serialized)
   else:
     raise ValueError(f"oversample must be 'balance' or 'none', got {c.oversample!r}")
   ds = ds.shuffle(c.shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)

@@ -162,8 +162,9 @@ def test_balancing_keeps_every_record_once_and_repeats_the_minority_evenly(tmp_p
   files = _write_shards(tmp_path, [0] * 3 + [1] * 7, frames=4)
   c = _small_config()
   seen = collections.Counter()
-  for serialized in ip._balanced(ip._records(files, c, shuffle_seed=5), {0: 3, 1: 7},
-                                 spread=4).as_numpy_iterator():
+  selected = ip._records(files, c, shuffle_seed=5).map(
+      lambda serialized: (ip._selection_fields(serialized), serialized))
+  for serialized in ip._balanced(selected, {0: 3, 1: 7}, spread=4).as_numpy_iterator():
     track = records.parse_track(serialized)
     seen[(int(track["label"]), track["video/id"].numpy().decode())] += 1
   assert sorted(n for (label, _), n in seen.items() if label == 1) == [1] * 7
