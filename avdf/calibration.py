@@ -16,10 +16,16 @@ Which of its features a fit uses is chosen by cross-validation on the calibratio
 (selection='cross_validated', the default): every non-empty combination of the features, plus
 the inconsistency detector's own score (identity + audio_video with equal weights, the paper's
 Score_intra + Score_cross) in place of its two branches, is scored by its cross-validated log
-loss, and the lowest wins (ties: fewer inputs). A validation set has tens of faces; a free
-weight per feature fitted on them rewards noise (a detector at chance on that set gets a weight
-anyway), so the fused score could rank test videos worse than the best detector alone. With
-selection='all' every feature is used. Methods:
+loss, and the one-standard-error rule picks (Hastie, Tibshirani & Friedman, The Elements of
+Statistical Learning, Sec. 7.10): of the candidates whose loss is within one standard error of
+the lowest (the standard error of the lowest candidate's mean over its held-out faces), the one
+with the fewest inputs; among as many inputs, a detector's own score before one of its branches
+alone, then the lower loss. A validation set has tens of faces; a free
+weight per input fitted on them rewards noise (a detector at chance on that set gets a weight
+anyway, two branches get unequal weights that a new set does not bear out), so the fused score
+could rank test videos worse than the best detector alone: an extra weight has to earn more
+than the noise of its own estimate. selection='lowest' takes the lowest loss outright (ties:
+fewer inputs); selection='all' uses every feature. Methods:
 
   logistic   standardised features -> sklearn LogisticRegression (Platt scaling for one feature)
   isotonic   the same logistic combination, then sklearn IsotonicRegression on its log-odds
@@ -44,7 +50,7 @@ FEATURES = ("fakeout", "identity", "audio_video")
 # Inputs computed from features: the inconsistency detector's own score.
 DERIVED = {"inconsistency": ("identity", "audio_video")}
 METHODS = ("logistic", "isotonic")
-SELECTIONS = ("cross_validated", "all")
+SELECTIONS = ("cross_validated", "lowest", "all")
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 # Folds of the input selection: at most this many, at most the smaller class's count.
@@ -148,7 +154,8 @@ class Fit:
   count: int = 0
   num_fake: int = 0
   reliability: Optional[dict] = None
-  # the candidates of the input selection: [{'inputs', 'cv_log_loss'}], best first
+  # the candidates of the input selection, lowest loss first: [{'inputs', 'cv_log_loss',
+  # 'cv_log_loss_se', 'chosen'}]
   selection: Optional[list] = None
 
   def log_odds(self, x: np.ndarray) -> np.ndarray:
@@ -179,25 +186,57 @@ def _logistic():
   return make_pipeline(StandardScaler(), LogisticRegression(C=1.0))
 
 
-def cv_log_loss(x: np.ndarray, labels: np.ndarray) -> float:
-  """Mean held-out log loss of the standardised logistic fit, stratified folds in file order
-  (deterministic)."""
+def drops_a_branch(inputs: Sequence[str], available: Sequence[str]) -> bool:
+  """Whether `inputs` keep only some branches of a detector whose every branch is available
+  (identity without audio_video when the face has both): a departure from that detector's own
+  score that the one-standard-error rule makes earn its place like an extra input."""
+  return any(all(p in available for p in parts) and
+             0 < sum(p in inputs for p in parts) < len(parts)
+             for parts in DERIVED.values())
+
+
+def held_out_log_losses(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+  """Each face's log loss under the standardised logistic fit of the folds that held it out
+  (stratified folds in file order: deterministic)."""
   from sklearn.model_selection import StratifiedKFold, cross_val_predict
   folds = min(MAX_FOLDS, int(labels.sum()), int((labels == 0).sum()))
   p = cross_val_predict(_logistic(), x, labels, cv=StratifiedKFold(folds),
                         method="predict_proba")[:, 1]
   p = np.clip(p, 1e-12, 1 - 1e-12)
-  return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+  return -(labels * np.log(p) + (1 - labels) * np.log(1 - p))
 
 
-def select_inputs(rows: Sequence[Mapping], labels: np.ndarray, available: Sequence[str]
-                  ) -> list[dict]:
-  """Every candidate input combination with its cross-validated log loss, best first."""
+def cv_log_loss(x: np.ndarray, labels: np.ndarray) -> float:
+  """Mean held-out log loss of the standardised logistic fit."""
+  return float(np.mean(held_out_log_losses(x, labels)))
+
+
+def select_inputs(rows: Sequence[Mapping], labels: np.ndarray, available: Sequence[str],
+                  rule: str = "one_standard_error") -> list[dict]:
+  """Every candidate input combination with its cross-validated log loss (and the standard
+  error of that mean), lowest loss first; the one `rule` picks is marked ``chosen``.
+
+  rule: 'one_standard_error' (the fewest inputs within one standard error of the lowest loss;
+  then a detector's own score before one of its branches alone; then the lower loss) or
+  'lowest' (the lowest loss, ties to fewer inputs)."""
+  if rule not in ("one_standard_error", "lowest"):
+    raise CalibrationError(f"unknown selection rule {rule!r}")
   scored = []
   for inputs in candidate_inputs(available):
     x = np.array([[input_value(r["features"], n) for n in inputs] for r in rows], np.float64)
-    scored.append({"inputs": list(inputs), "cv_log_loss": cv_log_loss(x, labels)})
-  return sorted(scored, key=lambda c: (round(c["cv_log_loss"], 9), len(c["inputs"])))
+    losses = held_out_log_losses(x, labels)
+    scored.append({"inputs": list(inputs), "cv_log_loss": float(losses.mean()),
+                   "cv_log_loss_se": float(losses.std(ddof=1) / math.sqrt(losses.size))})
+  scored.sort(key=lambda c: (round(c["cv_log_loss"], 9), len(c["inputs"])))
+  chosen = scored[0]
+  if rule == "one_standard_error":
+    bound = scored[0]["cv_log_loss"] + scored[0]["cv_log_loss_se"]
+    chosen = min((c for c in scored if c["cv_log_loss"] <= bound),
+                 key=lambda c: (len(c["inputs"]), drops_a_branch(c["inputs"], available),
+                                round(c["cv_log_loss"], 9)))
+  for c in scored:
+    c["chosen"] = c is chosen
+  return scored
 
 
 def fit_subset(x: np.ndarray, labels: np.ndarray, features: Sequence[str], method: str,
@@ -306,9 +345,10 @@ def fit(rows: Sequence[Mapping], method: str = "logistic", threshold: float = 0.
         continue
       candidates = None
       inputs = subset
-      if selection == "cross_validated":
-        candidates = select_inputs(usable, labels, subset)
-        inputs = tuple(candidates[0]["inputs"])
+      if selection != "all":
+        candidates = select_inputs(usable, labels, subset, rule=(
+            "lowest" if selection == "lowest" else "one_standard_error"))
+        inputs = tuple(next(c for c in candidates if c["chosen"])["inputs"])
       x = np.array([[input_value(r["features"], n) for n in inputs] for r in usable],
                    np.float64)
       fits[key] = fit_subset(x, labels, inputs, method, bins)

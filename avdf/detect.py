@@ -105,10 +105,12 @@ def calibrate_parser() -> argparse.ArgumentParser:
   parser.add_argument("--method", choices=("logistic", "isotonic"), default="logistic")
   parser.add_argument("--threshold", type=float, default=0.5,
                       help="fake probability at or above which the verdict is 'fake'")
-  parser.add_argument("--selection", choices=("cross_validated", "all"),
+  parser.add_argument("--selection", choices=("cross_validated", "lowest", "all"),
                       default="cross_validated",
-                      help="which detector scores each fit uses: the combination with the "
-                           "lowest cross-validated log loss on these faces (default), or all")
+                      help="which detector scores each fit uses: cross_validated (default) "
+                           "takes the fewest inputs whose cross-validated log loss on these "
+                           "faces is within one standard error of the lowest; lowest takes the "
+                           "lowest outright; all uses every score")
   return parser
 
 

@@ -111,13 +111,57 @@ def test_a_detector_at_chance_on_a_small_validation_set_gets_no_weight():
     fitted = calibration.fit(faces(seed, 6, 12))
     assert fitted.source["selection"] == "cross_validated"
     full = fitted.fits["fakeout+identity+audio_video"]
-    assert "fakeout" not in full.features and "audio_video" in full.features, seed
+    # the inconsistency detector's own score (or its lip-sync branch alone), never FakeOut
+    assert full.features in (("inconsistency",), ("audio_video",)), seed
     p, used = fitted.probability({"fakeout": 5.0, "identity": 0.0, "audio_video": 0.0})
     assert used == "fakeout+identity+audio_video"
     assert p == fitted.probability({"fakeout": -5.0, "identity": 0.0, "audio_video": 0.0})[0]
   # without the selection FakeOut's noise gets a weight
   assert calibration.fit(faces(0, 6, 12), selection="all").fits[
       "fakeout+identity+audio_video"].coef[0] != 0.0
+
+
+def _two_branch_faces(seed, n_real, n_fake):
+  """The demo's case for the inconsistency detector: each branch sees its own half of the fakes
+  (identity drift vs lip-sync), with equal strength, so its own equal-weight sum is right."""
+  rng = np.random.default_rng(seed)
+  rows = [{"label": 0, "features": {"identity": float(rng.normal()),
+                                    "audio_video": float(rng.normal())}} for _ in range(n_real)]
+  rows += [{"label": 1, "features": {"identity": float(rng.normal() + 1.5 * (i % 2 == 0)),
+                                     "audio_video": float(rng.normal() + 1.5 * (i % 2 == 1))}}
+           for i in range(n_fake)]
+  return rows
+
+
+def test_one_standard_error_rule_keeps_the_detectors_own_score_on_a_small_set():
+  """On 6 real and 12 fake faces the lowest cross-validated loss goes, seed after seed, to one
+  branch alone or to two free weights: noise that ranks new faces worse. Within one standard
+  error the rule keeps the detector's own sum; the plain 'lowest' rule does not."""
+  lowest_choices = set()
+  for seed in range(10):
+    rows = _two_branch_faces(seed, 6, 12)
+    fit = calibration.fit(rows).fits["identity+audio_video"]
+    assert fit.features == ("inconsistency",), seed
+    chosen = [c for c in fit.selection if c["chosen"]]
+    assert [c["inputs"] for c in chosen] == [["inconsistency"]]
+    best = fit.selection[0]
+    assert chosen[0]["cv_log_loss"] <= best["cv_log_loss"] + best["cv_log_loss_se"]
+    assert all(c["cv_log_loss_se"] > 0 for c in fit.selection)
+    lowest_choices.add(calibration.fit(rows, selection="lowest").fits[
+        "identity+audio_video"].features)
+  assert lowest_choices - {("inconsistency",)}  # the lowest loss alone is noise here
+
+
+def test_one_standard_error_rule_takes_an_extra_input_that_earns_it():
+  """With many faces the two branches' different strengths are not noise: the free weights are
+  kept (their loss is more than one standard error below the equal-weight sum)."""
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 2, 400)
+  rows = [{"label": int(y), "features": {"identity": float(rng.normal() + 2.5 * y),
+                                         "audio_video": float(rng.normal(0, 3.0))}}
+          for y in labels]
+  fit = calibration.fit(rows).fits["identity+audio_video"]
+  assert "identity" in fit.features and "inconsistency" not in fit.features
 
 
 def test_the_detectors_own_score_is_a_candidate_input(tmp_path):
