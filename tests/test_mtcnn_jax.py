@@ -136,6 +136,26 @@ def test_same_detections_as_the_package_on_test_video_frames(ours, tmp_path):
   assert seen >= 12
 
 
+def test_frames_are_padded_to_a_power_of_two_not_to_the_batch_size():
+  assert [mtcnn_jax.padded_count(n, 8) for n in (1, 2, 3, 5, 8)] == [1, 2, 4, 8, 8]
+  assert mtcnn_jax.padded_count(5, 6) == 6
+
+
+def test_a_frame_alone_is_detected_as_in_a_batch(ours, monkeypatch):
+  """A keyframe tracker's re-detection (one frame) runs a batch of one, with the same rows."""
+  config = mtcnn_jax.MtcnnConfig(**TRACKER)
+  frames = [vf.TWO_FACES.frame(t) for t in (0.0, 0.7, 1.4)]
+  batched = ours.detect(frames, config)
+  pyramid, pnet_batches = ours._pyramid, []
+  monkeypatch.setattr(ours, "_pyramid", lambda params, batch, sizes: (
+      pnet_batches.append(len(batch)) or pyramid(params, batch, sizes=sizes)))
+  for frame, expected in zip(frames, batched):
+    got, = ours.detect([frame], config)
+    assert len(got) == len(expected) == 2
+    _assert_same(expected, got, "one frame vs batch")
+  assert pnet_batches == [1, 1, 1]
+
+
 def test_detector_front_ends_agree(ours):
   """FaceDetector (the package) and JaxFaceDetector give the same rows to the tracker."""
   settings = detect.MtcnnSettings()

@@ -26,8 +26,8 @@ overlaps it more than the threshold (even one that was itself dropped); sorts ar
 
 What runs where: the networks, the pyramid's resizing and the crops are jitted JAX (P-Net over
 all levels in one call per batch of frames; R-/O-Net over all candidates of the batch in one
-call, the candidate count padded to a power of two so that a video compiles a handful of shapes
-once); the candidates' bilinear crops (scattered reads, which XLA does slowly on CPU),
+call, the frame and candidate counts padded to powers of two so that a video compiles a
+handful of shapes once); the candidates' bilinear crops (scattered reads, which XLA does slowly on CPU),
 thresholds, NMS and box arithmetic are NumPy, in the package's float32 / float64.
 
 The Flax modules are pure (no I/O); :func:`load_package_params` reads the package's shipped
@@ -334,6 +334,14 @@ def _bucket(count: int) -> int:
   return max(MIN_CANDIDATE_BUCKET, 1 << int(np.ceil(np.log2(max(count, 1)))))
 
 
+def padded_count(count: int, batch_size: int) -> int:
+  """Frames of one P-Net call: `count` padded to the next power of two, at most the batch
+  size. A video compiles at most log2(batch size) + 1 pyramid shapes, and a keyframe tracker's
+  single-frame re-detection costs one frame of P-Net, not a batch of zeros (padding every call
+  to the batch size made it 8 frames' work)."""
+  return min(batch_size, 1 << int(np.ceil(np.log2(max(count, 1)))))
+
+
 @dataclasses.dataclass(frozen=True)
 class MtcnnConfig:
   """The package's detect_faces keywords (its defaults except the pyramid factor, where the
@@ -398,7 +406,7 @@ class Mtcnn:
     shape = frames[0].shape[:2]
     if any(f.shape[:2] != shape for f in frames):
       raise ValueError("Mtcnn.detect: frames of one call must share one size")
-    batch = np.zeros((self.batch_size,) + frames[0].shape, np.uint8)   # padded: one shape
+    batch = np.zeros((padded_count(count, self.batch_size),) + frames[0].shape, np.uint8)
     batch[:count] = np.stack(frames)
     images = (batch[:count].astype(np.float32) - np.float32(127.5)) / np.float32(128)
     height, width = shape
