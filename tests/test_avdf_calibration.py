@@ -136,20 +136,49 @@ def _two_branch_faces(seed, n_real, n_fake):
 def test_one_standard_error_rule_keeps_the_detectors_own_score_on_a_small_set():
   """On 6 real and 12 fake faces the lowest cross-validated loss goes, seed after seed, to one
   branch alone or to two free weights: noise that ranks new faces worse. Within one standard
-  error the rule keeps the detector's own sum; the plain 'lowest' rule does not."""
+  error the rule keeps the detector's own sum (unless the sum is no better than the base rate
+  and a branch is); the plain 'lowest' rule does not."""
   lowest_choices = set()
+  kept = 0
   for seed in range(10):
     rows = _two_branch_faces(seed, 6, 12)
     fit = calibration.fit(rows).fits["identity+audio_video"]
-    assert fit.features == ("inconsistency",), seed
+    own, = [c for c in fit.selection if c["inputs"] == ["inconsistency"]]
     chosen = [c for c in fit.selection if c["chosen"]]
-    assert [c["inputs"] for c in chosen] == [["inconsistency"]]
+    assert len(chosen) == 1
+    if fit.features != ("inconsistency",):
+      assert not own["beats_base_rate"] and chosen[0]["beats_base_rate"], seed
+    kept += fit.features == ("inconsistency",)
     best = fit.selection[0]
     assert chosen[0]["cv_log_loss"] <= best["cv_log_loss"] + best["cv_log_loss_se"]
     assert all(c["cv_log_loss_se"] > 0 for c in fit.selection)
     lowest_choices.add(calibration.fit(rows, selection="lowest").fits[
         "identity+audio_video"].features)
+  assert kept >= 9
   assert lowest_choices - {("inconsistency",)}  # the lowest loss alone is noise here
+
+
+def test_one_standard_error_rule_never_takes_an_input_no_better_than_the_base_rate():
+  """The demo's case: FakeOut at chance, the inconsistency branches weakly informative, 6 real
+  and 12 fake faces. FakeOut's loss, above the base rate's, often lies within one standard
+  error of the best; as one detector's own score it was chosen over a branch that informs."""
+  exercised = 0
+  for seed in range(12):
+    rng = np.random.default_rng(seed)
+    rows = [{"label": 0, "features": {k: float(rng.normal()) for k in
+                                      ("fakeout", "identity", "audio_video")}} for _ in range(6)]
+    rows += [{"label": 1, "features": {
+        "fakeout": float(rng.normal()), "identity": float(rng.normal() + 0.5 * (i % 2 == 0)),
+        "audio_video": float(rng.normal() + 1.0 * (i % 2 == 1))}} for i in range(12)]
+    selection = calibration.fit(rows).fits["fakeout+identity+audio_video"].selection
+    chosen, = [c for c in selection if c["chosen"]]
+    bound = selection[0]["cv_log_loss"] + selection[0]["cv_log_loss_se"]
+    exercised += any(c["cv_log_loss"] <= bound and not c["beats_base_rate"] for c in selection)
+    if any(c["beats_base_rate"] for c in selection):
+      assert chosen["beats_base_rate"], (seed, chosen)
+    if seed == 2:  # FakeOut 0.669 within one standard error of audio_video's 0.587
+      assert chosen["inputs"] == ["audio_video"]
+  assert exercised >= 3
 
 
 def test_one_standard_error_rule_takes_an_extra_input_that_earns_it():
