@@ -6,8 +6,9 @@
 The companion of tools/fakeout_fit_check.py (which shows the train step can fit a batch): for a
 fine-tuning whose loss stays at ln 2, it tells a backbone without a signal from a head that
 cannot find one. The backbone (a pretrain or finetune workdir, a converted folder or a pickle;
-not random weights, whose initial batch statistics blow up in inference mode) embeds the evaluation clips of the config's train and val
-record sets (N clips per track, in inference mode), and three probes read them:
+not random weights, whose initial batch statistics blow up in inference mode) embeds the
+evaluation clips of the config's train and val record sets (N clips per track, in inference
+mode), and three probes read them:
 
 * ``av_disagreement_auc``: minus the cosine of each clip's video and audio embeddings in MMV's
   joint space, mean over the track's clips (FakeOut's Fig. 4 quantity; no training);
