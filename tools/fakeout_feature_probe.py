@@ -74,7 +74,7 @@ def av_disagreement(split: dict) -> float:
 
 
 def logistic_probe(train: dict, val: dict) -> dict:
-  n_train, clips, dim = train["features"].shape
+  _, clips, dim = train["features"].shape
   scaler = preprocessing.StandardScaler().fit(train["features"].reshape(-1, dim))
   fit = linear_model.LogisticRegression(C=0.1, max_iter=5000, class_weight="balanced").fit(
       scaler.transform(train["features"].reshape(-1, dim)), np.repeat(train["label"], clips))

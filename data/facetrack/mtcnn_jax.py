@@ -27,8 +27,8 @@ overlaps it more than the threshold (even one that was itself dropped); sorts ar
 What runs where: the networks, the pyramid's resizing and the crops are jitted JAX (P-Net over
 all levels in one call per batch of frames; R-/O-Net over all candidates of the batch in one
 call, the frame and candidate counts padded to powers of two so that a video compiles a
-handful of shapes once); the candidates' bilinear crops (scattered reads, which XLA does slowly on CPU),
-thresholds, NMS and box arithmetic are NumPy, in the package's float32 / float64.
+handful of shapes once); the candidates' bilinear crops (scattered reads, which XLA does slowly
+on CPU), thresholds, NMS and box arithmetic are NumPy, in the package's float32 / float64.
 
 The Flax modules are pure (no I/O); :func:`load_package_params` reads the package's shipped
 weight files (joblib + lz4, under mtcnn/assets/weights/) without importing TensorFlow.
