@@ -195,26 +195,31 @@ def drops_a_branch(inputs: Sequence[str], available: Sequence[str]) -> bool:
              for parts in DERIVED.values())
 
 
-def held_out_log_losses(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
-  """Each face's log loss under the standardised logistic fit of the folds that held it out
-  (stratified folds in file order: deterministic)."""
-  from sklearn.model_selection import StratifiedKFold, cross_val_predict
-  folds = min(MAX_FOLDS, int(labels.sum()), int((labels == 0).sum()))
-  p = cross_val_predict(_logistic(), x, labels, cv=StratifiedKFold(folds),
-                        method="predict_proba")[:, 1]
+def _folds(labels: np.ndarray):
+  """Stratified folds in file order (deterministic), as many as the smaller class allows."""
+  from sklearn.model_selection import StratifiedKFold
+  return StratifiedKFold(min(MAX_FOLDS, int(labels.sum()), int((labels == 0).sum())))
+
+
+def _log_losses(labels: np.ndarray, p: np.ndarray) -> np.ndarray:
   p = np.clip(p, 1e-12, 1 - 1e-12)
   return -(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+
+
+def held_out_log_losses(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+  """Each face's log loss under the standardised logistic fit of the folds that held it out."""
+  from sklearn.model_selection import cross_val_predict
+  return _log_losses(labels, cross_val_predict(_logistic(), x, labels, cv=_folds(labels),
+                                               method="predict_proba")[:, 1])
 
 
 def base_rate_log_losses(labels: np.ndarray) -> np.ndarray:
   """Each face's log loss when the folds that held it out predict only their fraction of fakes
   (no input at all): the loss an input must beat to carry any information."""
-  from sklearn.model_selection import StratifiedKFold
-  folds = min(MAX_FOLDS, int(labels.sum()), int((labels == 0).sum()))
   p = np.empty(labels.size, np.float64)
-  for train, held_out in StratifiedKFold(folds).split(np.zeros(labels.size), labels):
+  for train, held_out in _folds(labels).split(np.zeros(labels.size), labels):
     p[held_out] = labels[train].mean()
-  return -(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+  return _log_losses(labels, p)
 
 
 def cv_log_loss(x: np.ndarray, labels: np.ndarray) -> float:
