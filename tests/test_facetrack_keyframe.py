@@ -61,9 +61,31 @@ def test_schedule_options_are_checked():
     pipeline.TrackerOptions(keyframe_interval=0)
   with pytest.raises(ValueError, match="detector"):
     pipeline.TrackerOptions(detector="torch")
+  with pytest.raises(ValueError, match="keyframe_mesh_faces"):
+    pipeline.TrackerOptions(keyframe_mesh_faces=0)
   lost = pipeline._Redetector.leaving
   seen = type("Seen", (), {"seen_counts": [3]})()
   never = type("Never", (), {"seen_counts": []})()
   assert lost(seen, []) and not lost(never, [])
   assert not lost(seen, [np.array([0.2, 0.2, 0.8, 0.8])])
   assert lost(seen, [np.array([0.5, 0.2, 0.995, 0.8])])
+
+
+@pytest.mark.parametrize("schedule,faces", [("stride", 2), ("keyframe", 1)])
+def test_facemesh_detects_faces_itself_only_in_the_stride_schedule(
+    schedule, faces, jax_detector, tmp_path, monkeypatch):
+  """The keyframe schedule leaves finding faces to MTCNN: its FaceMesh tracks one face per crop
+  (max_num_faces=1), so it does not run its own detector on every frame; the stride schedule
+  keeps the authors' two (and their association of the two)."""
+  seen = []
+  real = landmarks.CropTracker.__init__
+
+  def spy(self, part, multi, store, settings=landmarks.FaceMeshSettings()):
+    seen.append(settings.max_num_faces)
+    real(self, part, multi, store, settings)
+
+  monkeypatch.setattr(landmarks.CropTracker, "__init__", spy)
+  path = vf.write_scene(tmp_path / "crossing.mp4", vf.CROSSING, fps=29)
+  options = pipeline.TrackerOptions(detector="jax", schedule=schedule, max_seconds=0.5)
+  _analyse(pipeline.FaceTracker(options, detector=jax_detector), path)
+  assert seen == [faces]

@@ -94,6 +94,11 @@ class TrackerOptions:
     the crop (follow: until the next keyframe; static: the union grows), at most once every
     `redetect_gap` frames. Crop plans, tracks, interpolation, smoothing and alignment are the
     same code in both schedules.
+  keyframe_mesh_faces: FaceMesh's max_num_faces in the keyframe schedule (its own is
+    facemesh.max_num_faces, the authors' 2). The legacy FaceMesh runs its face detector on
+    every frame where it tracks fewer faces than that, which with one face per crop is every
+    frame; in the keyframe schedule finding faces is MTCNN's job, so 1 lets FaceMesh only
+    track (measured: 8-25% more frames per CPU-second, benchmarks/facetrack_speed.py).
   people_count: "faithful" (the authors' rule; data.prepare's default) or "robust" (counts
     confidently detected faces of any size within 8x of the largest; the single-video
     commands' default), see data.facetrack.crops.
@@ -116,6 +121,7 @@ class TrackerOptions:
   schedule: str = "stride"
   keyframe_interval: int = 10
   redetect_gap: int = 5
+  keyframe_mesh_faces: int = 1
 
   def __post_init__(self):
     if self.stride < 1:
@@ -130,6 +136,8 @@ class TrackerOptions:
       raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
     if self.keyframe_interval < 1 or self.redetect_gap < 1:
       raise ValueError("keyframe_interval and redetect_gap must be >= 1")
+    if self.keyframe_mesh_faces < 1:
+      raise ValueError(f"keyframe_mesh_faces must be >= 1, got {self.keyframe_mesh_faces}")
     if self.people_count not in crops_lib.PEOPLE_COUNTS:
       raise ValueError(f"people_count must be one of {crops_lib.PEOPLE_COUNTS},"
                        f" got {self.people_count!r}")
@@ -203,7 +211,9 @@ class FaceTracker:
     if not plans:
       raise NoFaceError(path, f"MTCNN found no face in any of {detections.num_frames} frames")
     start = time.perf_counter()
-    trackers = [landmarks_lib.CropTracker(p.part, p.multi, store, o.facemesh) for p in plans]
+    mesh = (dataclasses.replace(o.facemesh, max_num_faces=o.keyframe_mesh_faces) if keyframes
+            else o.facemesh)
+    trackers = [landmarks_lib.CropTracker(p.part, p.multi, store, mesh) for p in plans]
     redetector = _Redetector(self.detector, detections, o) if keyframes else None
     try:
       count = 0
