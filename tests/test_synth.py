@@ -101,20 +101,35 @@ def test_fakes_match_their_real_in_resolution_fps_length_and_codecs(tiny_set):
   assert {row["num_people"] for row in rows} == {"1", "2"}
 
 
-def test_every_split_holds_every_fake_kind():
-  """The demo's plan (32 identities, 2 videos, 2 fakes each, seed 3), no rendering: the 6 real
-  validation videos' 12 fakes cover all 8 kinds (the kinds once rotated over the whole set and
-  the validation split held 4 of them, so a calibration fitted on it never saw the others)."""
-  recipes = identities.sample_recipes(32, 3, set(photos.photo_names()))
+@pytest.mark.parametrize("count,val_fraction,val_videos,test_videos", [
+    (36, 0.17, 36, 42),    # the demo's plan (tools/demo.sh)
+    (32, 0.1, 18, 36),     # the default fractions
+])
+def test_every_split_holds_every_fake_kind(count, val_fraction, val_videos, test_videos):
+  """Two videos of each identity, 2 fakes each, seed 3, no rendering: every split's fakes
+  cover all 8 kinds (the kinds once rotated over the whole set and the validation split held 4
+  of them, so a calibration fitted on it never saw the others)."""
+  recipes = identities.sample_recipes(count, 3, set(photos.photo_names()), val_fraction)
   reals = plan_lib.real_plans(recipes, 2, 3, 2.0, 4.0, 360)
   kinds = {}
   for entry in layouts.fakeavceleb_entries(reals, recipes, 3, 2):
     kinds.setdefault(entry.video.real.split, []).append(entry.video.kind)
   for split in ("train", "val", "test"):
     assert set(kinds[split]) == {"real", *layouts.FAKEAVCELEB_KINDS}, split
-  assert kinds["val"].count("real") == 6 and len(kinds["val"]) == 18
+  assert kinds["val"].count("real") * 3 == len(kinds["val"]) == val_videos
+  assert len(kinds["test"]) == test_videos
   counts = [kinds["test"].count(k) for k in layouts.FAKEAVCELEB_KINDS]
-  assert counts == [3] * 8
+  assert min(counts) >= 3
+
+
+def test_val_fraction_moves_identities_between_train_and_val_only():
+  usable = set(photos.photo_names())
+  default = [r.split for r in identities.sample_recipes(36, 3, usable)]
+  larger = [r.split for r in identities.sample_recipes(36, 3, usable, 0.17)]
+  assert (default.count("val"), larger.count("val")) == (4, 6)
+  assert [i for i, s in enumerate(default) if s == "test"] == [
+      i for i, s in enumerate(larger) if s == "test"]
+  assert {s for d, s in zip(default, larger) if d != s} == {"val"}
 
 
 def test_donors_come_from_the_same_identity_split(tiny_set):
@@ -286,6 +301,7 @@ def _validate(*arguments: str) -> None:
 
 @pytest.mark.parametrize("arguments, message", [
     (["--identities", "0"], "--identities must be at least 2"),
+    (["--val-fraction", "0.7"], "--val-fraction must be between 0 and 0.5"),
     (["--videos-per-identity", "0"], "--videos-per-identity must be at least 1"),
     (["--min-seconds", "-1"], "--min-seconds must be between"),
     (["--min-seconds", "5", "--max-seconds", "3"], "--max-seconds must be between"),

@@ -13,6 +13,7 @@ import sys
 from data import cli_errors
 from data import logs
 from data.synth import pipeline
+from data.synth import identities as identities_lib
 from data.synth import layouts
 
 log = logging.getLogger("data.synth")
@@ -33,8 +34,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                       "fakeavceleb)")
   parser.add_argument("--identities", type=int, default=None,
                       help="number of synthetic identities, split ~70/10/20 train/val/test "
+                      "(see --val-fraction) "
                       f"(default {DEFAULT_IDENTITIES['fakeavceleb']} for fakeavceleb, "
                       f"{DEFAULT_IDENTITIES['faceforensics']} for faceforensics)")
+  parser.add_argument("--val-fraction", type=float,
+                      default=identities_lib.DEFAULT_VAL_FRACTION,
+                      help="share of the identities held out for validation, at least 2 from 8"
+                      " identities on (default 0.1; test is always ~20 percent, train the rest)")
   parser.add_argument("--videos-per-identity", type=int, default=DEFAULT_VIDEOS_PER_IDENTITY,
                       help="real videos per identity (default 1)")
   parser.add_argument("--fakes-per-video", type=int, default=None,
@@ -69,7 +75,7 @@ def build_config(args: argparse.Namespace) -> pipeline.Config:
       out=args.out, identities=identities, videos_per_identity=args.videos_per_identity,
       seed=args.seed, layout=args.layout, fakes_per_video=fakes, min_seconds=args.min_seconds,
       max_seconds=args.max_seconds, max_height=args.max_height, workers=args.workers,
-      overwrite=args.overwrite)
+      overwrite=args.overwrite, val_fraction=args.val_fraction)
 
 
 @cli_errors.command(user_errors={pipeline.SynthError: cli_errors.EXIT_USAGE})

@@ -47,6 +47,7 @@ RACES = ("African", "Asian (East)", "Asian (South)", "Caucasian (American)",
          "Caucasian (European)")
 GENDERS = ("men", "women")
 SPLITS = ("train", "val", "test")
+DEFAULT_VAL_FRACTION = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,8 +98,12 @@ class Portrait:
     return face_mask(self.landmarks, self.rgb.shape[:2])
 
 
-def sample_recipes(num_identities: int, seed: int, usable_photos: set[str]) -> list[IdentityRecipe]:
-  """Deterministic identity recipes; `usable_photos` are photos FaceMesh found a face in."""
+def sample_recipes(num_identities: int, seed: int, usable_photos: set[str],
+                   val_fraction: float = DEFAULT_VAL_FRACTION) -> list[IdentityRecipe]:
+  """Deterministic identity recipes; `usable_photos` are photos FaceMesh found a face in.
+
+  `val_fraction` of the identities (at least 2, from 8 identities on) are held out for
+  validation; changing it moves identities between train and val only (same draws)."""
   if num_identities < 2:
     raise ValueError(f"num_identities must be at least 2 (fakes borrow another identity's face "
                      f"or voice), got {num_identities}")
@@ -110,7 +115,7 @@ def sample_recipes(num_identities: int, seed: int, usable_photos: set[str]) -> l
   if not bases or len(donors) < 2:
     raise RuntimeError("FaceMesh found too few faces in the shipped photos; is mediapipe's "
                        "FaceMesh working?")
-  splits = _split_assignment(num_identities, rng)
+  splits = _split_assignment(num_identities, rng, val_fraction)
   shape_order = rng.permutation(len(donors))
   appearance_order = rng.permutation(len(donors))
   recipes = []
@@ -143,14 +148,15 @@ def sample_recipes(num_identities: int, seed: int, usable_photos: set[str]) -> l
   return recipes
 
 
-def _split_assignment(count: int, rng: np.random.Generator) -> list[str]:
-  """About 70/10/20 train/val/test by identity.
+def _split_assignment(count: int, rng: np.random.Generator,
+                      val_fraction: float = DEFAULT_VAL_FRACTION) -> list[str]:
+  """About 20 % test, `val_fraction` (default 10 %) val, the rest train, by identity.
 
   A held-out split needs two identities at least (fakes pair identities within a split), so
   fewer than 4 identities stay all in train, 4-7 give a test split only, 8+ give all three.
   """
   num_test = max(2, round(0.2 * count)) if count >= 4 else 0
-  num_val = max(2, round(0.1 * count)) if count >= 8 else 0
+  num_val = max(2, round(val_fraction * count)) if count >= 8 else 0
   labels = ["test"] * num_test + ["val"] * num_val
   labels += ["train"] * (count - len(labels))
   return [labels[i] for i in rng.permutation(count)]

@@ -50,6 +50,7 @@ class Config:
   max_height: int = 720
   workers: int = 2
   overwrite: bool = False
+  val_fraction: float = identities_lib.DEFAULT_VAL_FRACTION
 
   @property
   def root(self) -> pathlib.Path:
@@ -76,6 +77,8 @@ def validate(config: Config) -> None:
   if config.identities < 2:
     fail(f"--identities must be at least 2 (fakes borrow another identity's face or voice), "
          f"got {config.identities}")
+  if not 0.0 <= config.val_fraction <= 0.5:
+    fail(f"--val-fraction must be between 0 and 0.5, got {config.val_fraction}")
   if config.videos_per_identity < 1:
     fail(f"--videos-per-identity must be at least 1, got {config.videos_per_identity}")
   if config.videos_per_identity > 399:
@@ -129,13 +132,14 @@ def generate(config: Config) -> Summary:
   validate(config)
   start = time.perf_counter()
   recipes = identities_lib.sample_recipes(config.identities, config.seed,
-                                          set(photos.photo_names()))
+                                          set(photos.photo_names()), config.val_fraction)
   log.info("finding FaceMesh landmarks in %d shipped photos",
            len(identities_lib.needed_photos(recipes)))
   landmarks = photos.find_landmarks(identities_lib.needed_photos(recipes))
   if not set(identities_lib.needed_photos(recipes)) <= set(landmarks):
     # Some photo had no face: draw the recipes again from the photos that do.
-    recipes = identities_lib.sample_recipes(config.identities, config.seed, set(landmarks))
+    recipes = identities_lib.sample_recipes(config.identities, config.seed, set(landmarks),
+                                            config.val_fraction)
   bank = identities_lib.IdentityBank(recipes, landmarks)
   bases = bank.bases()
   reals = plan_lib.real_plans(recipes, config.videos_per_identity, config.seed,
