@@ -9,9 +9,9 @@ Validation (best checkpoint by NCE loss) reads the real tracks of the VAL identi
   python -m fakeout_jax.pretrain --config fakeout_jax/configs/pretrain_synthetic_tiny.py \
       --config.data.root=demo_out/records --workdir demo_out/pretrain
 
-Where this departs from MMV's recipe, and why (measured on the demo's records, 53 real training
-tracks of 20 identities; validation NCE on the val identities' reals, chance = ln 4 = 1.386 with
-4 clips per track):
+Where this departs from MMV's recipe, and why (measured on the records of the demo's former
+32-identity set, 53 real training tracks; validation NCE on the val identities' reals, chance =
+ln 4 = 1.386 with 4 clips per track):
 - ``pretrain.negatives='same_track'``: a clip's negatives are the 3 other clips of its own video
   (at other, non-overlapping times), not the whole batch. With MMV's batch negatives the loss
   can fall by matching a voice to a face, which 20 identities make easy to memorise and useless
@@ -25,6 +25,8 @@ tracks of 20 identities; validation NCE on the val identities' reals, chance = l
   chance plateau is not stable at this budget: one run reached a validation NCE of 0.74 (top-1
   0.62 against 0.25), the fresh-clone demo's run 1.25, a 100-epoch run 1.04 at step 780 before
   over-fitting (the best checkpoint by validation NCE is the one fine-tuning starts from).
+  The 36-identity demo set's run stayed at chance for all 650 steps; so did a run at 96 px
+  (which on the 32-identity records had left the plateau clearly; README, FakeOut section).
 """
 from fakeout_jax.configs import pretrain_default
 from fakeout_jax.configs import synthetic_tiny
