@@ -98,7 +98,7 @@ class TrackerOptions:
     facemesh.max_num_faces, the authors' 2). The legacy FaceMesh runs its face detector on
     every frame where it tracks fewer faces than that, which with one face per crop is every
     frame; in the keyframe schedule finding faces is MTCNN's job, so 1 lets FaceMesh only
-    track (measured: 8-25% more frames per CPU-second, benchmarks/facetrack_speed.py).
+    track (measured: 8-26% more frames per CPU-second on the benchmark clip).
   people_count: "faithful" (the authors' rule; data.prepare's default) or "robust" (counts
     confidently detected faces of any size within 8x of the largest; the single-video
     commands' default), see data.facetrack.crops.
