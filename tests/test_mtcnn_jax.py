@@ -69,6 +69,8 @@ def test_networks_match_the_package_models_with_its_weights():
   rng = np.random.default_rng(0)
   for stage, network, name, shape in (
       (StagePNet, mtcnn_jax.PNet(), "pnet", (2, 37, 51, 3)),      # odd sizes: pool padding
+      (StagePNet, mtcnn_jax.PNet(), "pnet", (2, 40, 52, 3)),      # even sizes: whole windows
+      (StagePNet, mtcnn_jax.PNet(), "pnet", (1, 12, 13, 3)),      # one cell high
       (StageRNet, mtcnn_jax.RNet(), "rnet", (5, 24, 24, 3)),
       (StageONet, mtcnn_jax.ONet(), "onet", (5, 48, 48, 3))):
     x = rng.uniform(-1, 1, shape).astype(np.float32)

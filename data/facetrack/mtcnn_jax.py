@@ -24,6 +24,9 @@ Its NMS is the matrix form: a box is dropped when ANY higher-scored box of the s
 overlaps it more than the threshold (even one that was itself dropped); sorts are
 `argsort(scores)` reversed, which this module keeps so that ties fall the same way.
 
+P-Net's first convolution and the max-pool after it are computed as one stride-2 convolution
+over the pool's four phases (:class:`PhasedConv`; the same sums, 4x faster on the CPU).
+
 What runs where: the networks, the pyramid's resizing and the crops are jitted JAX (P-Net over
 all levels in one call per batch of frames; R-/O-Net over all candidates of the batch in one
 call, the frame and candidate counts padded to powers of two so that a video compiles a
@@ -71,13 +74,56 @@ def _flatten_width_major(x):
   return jnp.transpose(x, (0, 2, 1, 3)).reshape(x.shape[0], -1)
 
 
+# The four positions (dy, dx) of a 2x2 max-pool window, in the order of PhasedConv's phases.
+_PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
+class PhasedConv(nn.Module):
+  """A 3x3 VALID convolution evaluated as its four 2x2-pool phases: [B, H, W, C] ->
+  ([B, ceil((H - 2) / 2), ceil((W - 2) / 2), 4, features], inside [h, w, 4]), phase (dy, dx)
+  of output cell (i, j) being the convolution at (2i + dy, 2j + dx); `inside` is False where
+  that position lies past the convolution's edge (SAME max-pooling leaves those out; mask them
+  after any activation). Its variables are nn.Conv's (kernel [3, 3, C, F], bias).
+
+  Why: P-Net's first layer has 3 input and 10 output channels, which XLA's CPU convolution
+  runs several times below its speed on wider layers; one 4x4 stride-2 convolution with 40
+  outputs (the 3x3 kernel placed at each phase's offset, zeros elsewhere) computes the same
+  sums, and the 2x2 pool becomes a max over the phase axis (measured on 8 frames at 384x216:
+  conv1 + PReLU + pool 92 ms -> 22 ms of CPU, identical outputs).
+  """
+  features: int
+
+  @nn.compact
+  def __call__(self, x):
+    channels = x.shape[-1]
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (3, 3, channels, self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    height, width = x.shape[1] - 2, x.shape[2] - 2          # the 3x3 VALID output
+    # Pad to an even output so that every pool window is whole; the cells this invents are
+    # masked below.
+    x = jnp.pad(x, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)))
+    phased = jnp.zeros((4, 4, channels, 4, self.features), kernel.dtype)
+    for phase, (dy, dx) in enumerate(_PHASES):
+      phased = phased.at[dy:dy + 3, dx:dx + 3, :, phase, :].set(kernel)
+    y = jax.lax.conv_general_dilated(
+        x, phased.reshape(4, 4, channels, 4 * self.features), (2, 2), "VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = y.reshape(y.shape[:3] + (4, self.features)) + bias
+    rows = 2 * jnp.arange(y.shape[1])[:, None] + jnp.asarray([dy for dy, _ in _PHASES])
+    cols = 2 * jnp.arange(y.shape[2])[:, None] + jnp.asarray([dx for _, dx in _PHASES])
+    inside = (rows[:, None, :] < height) & (cols[None, :, :] < width)   # [h, w, 4]
+    return y, inside
+
+
 class PNet(nn.Module):
   """Proposal network: any image size -> per-cell box offsets [.., 4] and face probability."""
 
   @nn.compact
   def __call__(self, x):
-    x = PReLU(10, name="prelu1")(_conv(10, 3, "conv1")(x))
-    x = nn.max_pool(x, (2, 2), (2, 2), padding="SAME")
+    # conv1 -> PReLU -> 2x2 max-pool (SAME), the pool taken over PhasedConv's phases.
+    phases, inside = PhasedConv(10, name="conv1")(x)
+    x = jnp.where(inside[..., None], PReLU(10, name="prelu1")(phases), -jnp.inf).max(axis=3)
     x = PReLU(16, name="prelu2")(_conv(16, 3, "conv2")(x))
     x = PReLU(32, name="prelu3")(_conv(32, 3, "conv3")(x))
     offsets = _conv(4, 1, "conv4_1")(x)
