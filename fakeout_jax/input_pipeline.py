@@ -236,7 +236,8 @@ def _frames_to_uint8(frames, image_size: int):
   return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
 
 
-def train_example(record, seed, c: ml_collections.ConfigDict, slot=None, num_slots: int = 1):
+def train_example(record, seed, c: ml_collections.ConfigDict, slot=None, num_slots: int = 1,
+                  augment_seed=None):
   """One training clip: video [T, S, S, 3], audio [183, mel, 1], label.
 
   With ``augment_on='device'`` (default) the video is uint8 and, when augmenting, the example
@@ -245,6 +246,7 @@ def train_example(record, seed, c: ml_collections.ConfigDict, slot=None, num_slo
   clips of one track in a pre-training batch) draws the start inside the k-th of K equal parts
   of the track, so the K clips (and their audio) do not overlap when the track holds K spans: a
   clip overlapping its own negative would ask the loss to tell nearly equal audio apart.
+  ``augment_seed`` (default: drawn from ``seed``) fixes the augmentation's draws.
   """
   where = c.get("augment_on", "device")
   if where not in ("device", "host"):
@@ -267,7 +269,8 @@ def train_example(record, seed, c: ml_collections.ConfigDict, slot=None, num_slo
   indices = looped_indices(length, start, c.num_frames, c.frame_stride)
   frames = records.decode_frames(record["image/encoded"], indices)
   out = {"label": tf.cast(record["label"], tf.int32)}
-  augment_seed = tf.random.experimental.stateless_fold_in(seed, 1)
+  if augment_seed is None:
+    augment_seed = tf.random.experimental.stateless_fold_in(seed, 1)
   if where == "device":
     video = _frames_to_uint8(frames, c.image_size)
     if c.augment:
@@ -481,8 +484,14 @@ def train_dataset(files: Sequence[str], c: ml_collections.ConfigDict, *, batch_s
   steps = total // batch_size
   ds = ds.take(steps * batch_size).enumerate().skip(start_index)
   example_seed = lambda i: tf.stack([tf.cast(epoch_seed % (2**31), tf.int64), i])
+  # augment_per_track: the K clips of a track share the draws of its first clip, so what
+  # differs between them is time alone (flip, brightness and hue are the same).
+  per_track = clips > 1 and bool(c.get("augment_per_track", False))
+  augment_seed = lambda i, k: (tf.random.experimental.stateless_fold_in(example_seed(i - k), 1)
+                               if per_track else None)
   ds = ds.map(lambda i, kr: train_example(records.parse_track(kr[1]), example_seed(i), c,
-                                          slot=kr[0], num_slots=clips),
+                                          slot=kr[0], num_slots=clips,
+                                          augment_seed=augment_seed(i, kr[0])),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 

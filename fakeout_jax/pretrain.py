@@ -117,6 +117,9 @@ def check_config(config: ml_collections.ConfigDict) -> dict[str, list[str]]:
     raise state_lib.ConfigError(
         "pretrain.negatives='same_track' needs input.clips_per_track >= 2 dividing the "
         f"per-device batch ({config.train.batch_size // jax.device_count()}); got {clips}")
+  if p.get("center_within_track", False) and negatives != "same_track":
+    raise state_lib.ConfigError("pretrain.center_within_track needs pretrain.negatives="
+                                "'same_track' (the mean is taken over the clips of one track)")
   return files
 
 
@@ -132,8 +135,8 @@ def negatives_group_size(config) -> int:
 
 
 def nce_loss(video: jax.Array, audio: jax.Array, temperature: float, normalize: bool,
-             axis_name: Optional[str] = "batch", group_size: int = 0
-             ) -> tuple[jax.Array, dict]:
+             axis_name: Optional[str] = "batch", group_size: int = 0,
+             center: bool = False) -> tuple[jax.Array, dict]:
   """Symmetric NCE of this device's clips against the global batch.
 
   video, audio: [b, D] embeddings in S_va of this device's b clips (row i of both = one clip).
@@ -141,11 +144,19 @@ def nce_loss(video: jax.Array, audio: jax.Array, temperature: float, normalize: 
   own clip's other modality; its negatives are the other modality of every other clip of the
   global batch, or with ``group_size`` K > 0 only of the other clips of its own group of K
   consecutive clips of the global batch (the K clips of one track: other times of the same
-  video). Returns the mean loss of this device's rows (pmean it for the global mean) and
-  retrieval accuracies.
+  video). With ``center`` (needs ``group_size``) each group's mean embedding is subtracted from
+  its rows, per modality, before the normalisation: the scores then compare only what differs
+  between the clips of one video. Groups never straddle devices (the per-device batch is a
+  multiple of K). Returns the mean loss of this device's rows (pmean it for the global mean)
+  and retrieval accuracies.
   """
   video = video.astype(jnp.float32)
   audio = audio.astype(jnp.float32)
+  if center:
+    if not group_size:
+      raise ValueError("center=True needs group_size > 0 (the clips of one track)")
+    video, audio = (x - jnp.repeat(x.reshape(-1, group_size, x.shape[-1]).mean(1), group_size, 0)
+                    for x in (video, audio))
   if normalize:
     video = video / (jnp.linalg.norm(video, axis=-1, keepdims=True) + 1e-6)
     audio = audio / (jnp.linalg.norm(audio, axis=-1, keepdims=True) + 1e-6)
@@ -185,7 +196,7 @@ def _embeddings(outputs) -> tuple[jax.Array, jax.Array]:
 
 
 def train_step(state: state_lib.TrainState, batch: dict, model, temperature: float,
-               normalize: bool, group_size: int = 0,
+               normalize: bool, group_size: int = 0, center: bool = False,
                augment_params: Optional[augment.AugmentParams] = None):
   # uint8 clips scaled and (with ``augment_seed`` in the batch) augmented on the device.
   batch = {"video": augment.train_video(batch, augment_params), "audio": batch["audio"]}
@@ -194,7 +205,7 @@ def train_step(state: state_lib.TrainState, batch: dict, model, temperature: flo
     variables = {"params": params, "batch_stats": state.batch_stats}
     outputs, updates = state_lib.forward(model, variables, batch, train=True)
     loss, metrics = nce_loss(*_embeddings(outputs), temperature, normalize,
-                             group_size=group_size)
+                             group_size=group_size, center=center)
     return loss, (metrics, updates["batch_stats"])
 
   (_, (metrics, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -207,10 +218,11 @@ def train_step(state: state_lib.TrainState, batch: dict, model, temperature: flo
 
 
 def eval_step(state: state_lib.TrainState, batch: dict, model, temperature: float,
-              normalize: bool, group_size: int = 0):
+              normalize: bool, group_size: int = 0, center: bool = False):
   outputs = state_lib.forward(model, {"params": state.params, "batch_stats": state.batch_stats},
                               batch, train=False)
-  _, metrics = nce_loss(*_embeddings(outputs), temperature, normalize, group_size=group_size)
+  _, metrics = nce_loss(*_embeddings(outputs), temperature, normalize, group_size=group_size,
+                        center=center)
   return jax.lax.pmean(metrics, axis_name="batch")
 
 
@@ -281,7 +293,8 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str, *,
   state = jax_utils.replicate(state)
   objective = dict(temperature=float(config.pretrain.temperature),
                    normalize=bool(config.pretrain.normalize_embeddings),
-                   group_size=negatives_group_size(config))
+                   group_size=negatives_group_size(config),
+                   center=bool(config.pretrain.get("center_within_track", False)))
   p_train_step = jax.pmap(functools.partial(
       train_step, model=model, augment_params=augment.AugmentParams.from_config(config.input),
       **objective), axis_name="batch", donate_argnums=(0,))

@@ -347,6 +347,13 @@ def eval_step(state: TrainState, batch: dict, model):
     norms = jnp.linalg.norm(vid, axis=-1) * jnp.linalg.norm(aud, axis=-1)
     cosine = jnp.sum(vid * aud, -1) / (norms + 1e-8)
     out["av_cosine"] = cosine.reshape(b, n).mean(axis=1)
+    # The same after subtracting the track's mean embedding of each modality over its N clips:
+    # agreement of WHEN things change (what pretrain.center_within_track trains), not of a
+    # face with a voice.
+    vid, aud = (x.reshape(b, n, -1) - x.reshape(b, n, -1).mean(axis=1, keepdims=True)
+                for x in (vid, aud))
+    norms = jnp.linalg.norm(vid, axis=-1) * jnp.linalg.norm(aud, axis=-1)
+    out["av_cosine_centered"] = (jnp.sum(vid * aud, -1) / (norms + 1e-8)).mean(axis=1)
   return out
 
 
@@ -373,7 +380,8 @@ def evaluate_tracks(p_eval_step, state, files, config, record_filter) -> list[di
              "method": columns["method"][i].decode(), "label": int(columns["label"][i]),
              "score": float(scores["score"][i]), "has_audio": int(columns["has_audio"][i]),
              "clip_scores": " ".join(f"{s:.5f}" for s in scores["clip_scores"][i])}
-      if "av_cosine" in scores:
-        row["av_cosine"] = float(scores["av_cosine"][i])
+      for key in ("av_cosine", "av_cosine_centered"):
+        if key in scores:
+          row[key] = float(scores[key][i])
       rows.append(row)
   return rows

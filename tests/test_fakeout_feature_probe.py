@@ -3,6 +3,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 
 from fakeout_jax import finetune
@@ -41,3 +42,34 @@ def test_probes_find_a_visible_signal_and_report_every_probe(run, tmp_path):
     for point in result["head"][normalisation].values():
       assert 0 <= point["val_auc"] <= 1 and point["loss_last_50"] > 0
   assert set(result["av_disagreement_auc"]) == {"train", "val"}
+
+
+def test_centred_disagreement_sees_timing_under_a_per_track_offset():
+  """The centred score compares each clip's deviation from its track's mean: a track whose
+  audio deviations oppose its video's (lip-sync) stands out even when a large per-track offset
+  (face, voice) dominates the plain cosine; each kind is scored against all reals."""
+  rng = np.random.default_rng(0)
+  clips, dim = 6, 8
+  kinds = {"real0": "real", "real1": "real", "real2": "real", "lip0": "lipsync",
+           "lip1": "lipsync", "swap0": "swap", "swap1": "swap"}
+  video, audio, labels = [], [], []
+  for name in kinds:
+    motion = rng.normal(size=(clips, dim))
+    sign = -1.0 if name.startswith("lip") else 1.0
+    video.append(motion + 20 * rng.normal(size=dim))
+    audio.append(sign * motion + 0.3 * rng.normal(size=(clips, dim)) + 20 * rng.normal(size=dim))
+    labels.append(0 if name.startswith("real") else 1)
+  split = {"video": np.stack(video), "audio": np.stack(audio), "label": np.array(labels),
+           "features": np.zeros((len(kinds), clips, 1)), "video_id": list(kinds)}
+  by_kind = fakeout_feature_probe.disagreement_by_kind(split, kinds)
+  assert sorted(by_kind) == ["lipsync", "swap"]
+  assert by_kind["lipsync"]["centered"] == 1.0 and by_kind["lipsync"]["plain"] < 1.0
+  assert by_kind["swap"]["centered"] < 1.0
+  assert fakeout_feature_probe.av_disagreement(split, center=True) == pytest.approx(
+      fakeout_feature_probe.track_auc(split["label"], -_centred_cosine(split)))
+
+
+def _centred_cosine(split):
+  v = split["video"] - split["video"].mean(axis=1, keepdims=True)
+  a = split["audio"] - split["audio"].mean(axis=1, keepdims=True)
+  return (v * a).sum(-1) / (np.linalg.norm(v, axis=-1) * np.linalg.norm(a, axis=-1))

@@ -67,6 +67,38 @@ def test_same_track_negatives_are_the_other_clips_of_the_group_only():
       rtol=1e-5)
 
 
+def test_centering_within_track_scores_only_what_differs_between_a_tracks_clips():
+  """center=True: each track's mean embedding is subtracted (per modality) before the cosine,
+  so a common component of a track (its face, its voice) cannot mask the small differences
+  between its clips; on one device and across a pmap alike."""
+  rng = np.random.default_rng(3)
+  video, audio = rng.normal(size=(8, 5)), rng.normal(size=(8, 5))
+
+  def centered(x):
+    return np.concatenate([x[g:g + 4] - x[g:g + 4].mean(0) for g in (0, 4)])
+  loss, _ = pretrain.nce_loss(jnp.asarray(video), jnp.asarray(audio), 0.1, True,
+                              axis_name=None, group_size=4, center=True)
+  reference = np.mean([_reference_nce(centered(video)[g:g + 4], centered(audio)[g:g + 4], 0.1)
+                       for g in (0, 4)])
+  np.testing.assert_allclose(float(loss), reference, rtol=1e-5)
+  # A large per-track offset (identity) leaves the centred loss unchanged, not the plain one.
+  offset = np.repeat(rng.normal(size=(2, 5)) * 50, 4, axis=0)
+  shifted, _ = pretrain.nce_loss(jnp.asarray(video + offset), jnp.asarray(audio + offset), 0.1,
+                                 True, axis_name=None, group_size=4, center=True)
+  np.testing.assert_allclose(float(shifted), float(loss), rtol=1e-4)
+  plain, _ = pretrain.nce_loss(jnp.asarray(video + offset), jnp.asarray(audio + offset), 0.1,
+                               True, axis_name=None, group_size=4)
+  assert abs(float(plain) - np.log(4)) < 0.05 < abs(float(loss) - np.log(4))
+  split = lambda x: jnp.asarray(x).reshape((2, 4) + x.shape[1:])
+  on_devices = jax.pmap(lambda v, a: jax.lax.pmean(
+      pretrain.nce_loss(v, a, 0.1, True, group_size=4, center=True)[0], "batch"),
+      axis_name="batch")(split(video), split(audio))
+  np.testing.assert_allclose(float(on_devices[0]), float(loss), rtol=1e-5)
+  with pytest.raises(ValueError, match="group_size"):
+    pretrain.nce_loss(jnp.asarray(video), jnp.asarray(audio), 0.1, True, axis_name=None,
+                      center=True)
+
+
 def test_negatives_come_from_the_global_batch_and_gradients_match():
   """On 2 devices, the pmean of per-device losses and gradients equals the loss and gradient of
   the whole batch on one device: every clip's negatives include the other device's clips."""

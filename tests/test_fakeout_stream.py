@@ -175,3 +175,17 @@ def test_pretraining_clips_come_in_runs_of_one_track(record_files, independent):
     part = NUM_FRAMES // 3
     assert all(k * part <= s <= max(k * part + part - span, 0) for k, s in enumerate(starts))
     assert all(b - a >= span for a, b in zip(starts, starts[1:])), starts
+
+
+@pytest.mark.parametrize("per_track", [False, True])
+def test_clips_of_one_track_share_their_augmentation_only_when_asked(record_files, per_track):
+  """augment_per_track: the K clips of a track get one augmentation draw (what differs between
+  a clip and its same-video negatives is then time alone); by default each clip draws its own."""
+  c = _config(clips_per_track=3, oversample="none", augment=True, augment_on="device",
+              augment_per_track=per_track)
+  seeds = np.concatenate([b["augment_seed"] for b in ip.train_dataset(
+      record_files, c, batch_size=6, seed=0, epoch=0).as_numpy_iterator()])
+  groups = seeds.reshape(-1, 3, 2)
+  shared = [bool((g == g[0]).all()) for g in groups]
+  assert all(shared) if per_track else not any(shared)
+  assert len({tuple(g[0]) for g in groups}) == len(groups)   # tracks still draw apart

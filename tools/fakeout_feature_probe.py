@@ -12,6 +12,8 @@ mode), and three probes read them:
 
 * ``av_disagreement_auc``: minus the cosine of each clip's video and audio embeddings in MMV's
   joint space, mean over the track's clips (FakeOut's Fig. 4 quantity; no training);
+  ``av_disagreement_centered_auc`` the same after subtracting the track's mean embedding of
+  each modality from its clips (the score ``pretrain.center_within_track`` trains);
 * ``logistic``: scikit-learn's logistic regression on the standardised classifier inputs
   (concat(vid_repr, aud_repr)) of the training clips, balanced classes; AUC of the clip
   probabilities' mean per track;
@@ -34,6 +36,7 @@ import numpy as np
 import optax
 from sklearn import linear_model, metrics, preprocessing
 
+from data import protocols
 from fakeout_jax import configs, input_pipeline, models, state as state_lib
 
 REPORT_STEPS = (100, 300, 1000)
@@ -49,7 +52,7 @@ def clip_features(config, variables, files) -> dict:
     return (jnp.concatenate([out["vid_repr"], out["aud_repr"]], axis=-1),
             out["vid_embd"]["toaud"], out["aud_embd"]["tovid"])
 
-  features, video_embeddings, audio_embeddings, labels = [], [], [], []
+  features, video_embeddings, audio_embeddings, labels, video_ids = [], [], [], [], []
   ds = input_pipeline.eval_dataset(files, config.input, batch_size=config.eval.batch_size)
   for batch in ds.as_numpy_iterator():
     keep = batch["mask"].astype(bool)
@@ -59,18 +62,34 @@ def clip_features(config, variables, files) -> dict:
     for store, value in zip((features, video_embeddings, audio_embeddings), outs):
       store.append(np.asarray(value).reshape(b, n, -1)[keep])
     labels.append(batch["label"][keep])
+    video_ids.extend(v.decode() for v in batch["video_id"][keep])
   return {"features": np.concatenate(features), "video": np.concatenate(video_embeddings),
-          "audio": np.concatenate(audio_embeddings), "label": np.concatenate(labels)}
+          "audio": np.concatenate(audio_embeddings), "label": np.concatenate(labels),
+          "video_id": video_ids}
 
 
 def track_auc(labels, clip_scores) -> float:
   return round(float(metrics.roc_auc_score(labels, np.asarray(clip_scores).mean(axis=1))), 4)
 
 
-def av_disagreement(split: dict) -> float:
+def av_disagreement(split: dict, center: bool = False) -> float:
   v, a = split["video"], split["audio"]
+  if center:  # what pretrain.center_within_track trains: each clip's deviation from its track
+    v, a = v - v.mean(axis=1, keepdims=True), a - a.mean(axis=1, keepdims=True)
   cosine = (v * a).sum(-1) / (np.linalg.norm(v, axis=-1) * np.linalg.norm(a, axis=-1) + 1e-8)
   return track_auc(split["label"], -cosine)
+
+
+def disagreement_by_kind(split: dict, kinds: dict) -> dict:
+  """AUC of each synthetic kind's fake tracks against all real tracks, plain and centred."""
+  out = {}
+  names = [kinds.get(v, "?") for v in split["video_id"]]
+  for kind in sorted({k for k, y in zip(names, split["label"]) if y == 1}):
+    keep = np.array([y == 0 or k == kind for k, y in zip(names, split["label"])])
+    part = {key: (np.asarray(value)[keep] if key != "video_id" else None)
+            for key, value in split.items()}
+    out[kind] = {"plain": av_disagreement(part), "centered": av_disagreement(part, center=True)}
+  return out
 
 
 def logistic_probe(train: dict, val: dict) -> dict:
@@ -147,6 +166,8 @@ def main(argv=None) -> dict:
   parser.add_argument("--config", default="fakeout_jax/configs/synthetic_tiny.py")
   parser.add_argument("--steps", type=int, default=1000, help="Adam steps of the head probes")
   parser.add_argument("--json", help="also write the result here")
+  parser.add_argument("--ground-truth", help="data.synth's synthetic_ground_truth.csv: adds "
+                      "the val disagreement AUCs per synthetic kind")
   args = parser.parse_args(argv)
   config = configs.load(args.config)
   if not config.model.compute_embeddings or config.model.modality != "video_audio":
@@ -164,10 +185,15 @@ def main(argv=None) -> dict:
                         "clips_per_track": int(s["features"].shape[1])}
                  for name, s in splits.items()},
       "av_disagreement_auc": {name: av_disagreement(s) for name, s in splits.items()},
+      "av_disagreement_centered_auc": {name: av_disagreement(s, center=True)
+                                       for name, s in splits.items()},
       "logistic": logistic_probe(train, val),
       "head": {"raw": head_probe(config, train, val, args.steps, normalise=False),
                "layer_norm": head_probe(config, train, val, args.steps, normalise=True)},
   }
+  if args.ground_truth:
+    result["av_disagreement_val_by_kind"] = disagreement_by_kind(
+        val, protocols.read_ground_truth(args.ground_truth, "kind"))
   text = json.dumps(result, indent=1)
   print(text)
   if args.json:

@@ -45,6 +45,9 @@ def base(model: ml_collections.ConfigDict, input_config: ml_collections.ConfigDi
   # include its own video's audio at other times, so matching voice to face is not enough and
   # the embeddings must follow the timing (lip sync). MMV: one clip per video (K = 1).
   c.input.clips_per_track = 1
+  # With K > 1: the K clips of a track share one augmentation draw (flip, brightness, hue), so
+  # only time differs between a clip and its same-video negatives.
+  c.input.augment_per_track = False
 
   c.data = ml_collections.ConfigDict()
   c.data.root = ml_collections.config_dict.placeholder(str)
@@ -61,6 +64,10 @@ def base(model: ml_collections.ConfigDict, input_config: ml_collections.ConfigDi
   # (only the other clips_per_track clips of its own video, at other times: the loss can then
   # be lowered only by lip-audio timing, not by matching a voice to a face).
   c.pretrain.negatives = "batch"
+  # With 'same_track' negatives: subtract each track's mean embedding (per modality, over its
+  # clips_per_track clips) before the normalisation, so the scores compare only what differs
+  # between the clips of one video (not in MMV).
+  c.pretrain.center_within_track = False
   # Which labels' tracks to read; () = all. (0,) = the real videos of a deepfake data set.
   c.pretrain.keep_labels = ()
   # MMV's MIL-NCE between video and narration text: not implemented (must stay 0).
