@@ -130,6 +130,7 @@ python tools/demo_summary.py write --out "$out/summary.json" --seconds "$seconds
   --detector fakeout="$out/fakeout/eval" \
   --detector fakeout.scratch="$out/fakeout_scratch/eval" \
   --detector fakeout.av_agreement="$out/fakeout_pretrain/eval@-av_cosine" \
+  --detector fakeout.av_sync="$out/fakeout_pretrain/eval@-av_cosine_centered" \
   --detector inconsistency="$out/inconsistency/eval" \
   --detector fused="$out/avdf/eval"
 

@@ -18,7 +18,8 @@ summary[NAME] as SUB_auc, SUB_auc_ci, SUB_auc_by_kind. ``FOLDER@COLUMN`` scores 
 evaluation by another column of its scores_<set>.csv, ``@-COLUMN`` by its negation: e.g.
 ``fakeout.av_agreement=demo_out/fakeout_pretrain/eval@-av_cosine``, the self-supervised
 backbone alone (Fig. 4's cosine of a clip's video and audio embeddings; less agreement = more
-fake), no label used.
+fake), no label used; ``@-av_cosine_centered`` the same cosine after subtracting each track's
+mean embedding of each modality (agreement of the timing, not of a face with a voice).
 """
 from __future__ import annotations
 
