@@ -206,6 +206,10 @@ def test_bad_configs_fail_with_a_clear_error(record_root, tmp_path):
   config.pretrain.negatives = "others"
   with pytest.raises(state.ConfigError, match="'batch' or 'same_track'"):
     pretrain.pretrain(config, str(tmp_path / "c"))
+  config = _config(record_root, batch_size=4)
+  config.pretrain.center_within_track = True   # with the default whole-batch negatives
+  with pytest.raises(state.ConfigError, match="center_within_track needs"):
+    pretrain.pretrain(config, str(tmp_path / "d"))
   config = fakeout_tiny.config(record_root)
   config.init.mode, config.init.checkpoint = "pretrained", str(tmp_path)
   with pytest.raises(state.ConfigError, match="pretrain` workdir"):
