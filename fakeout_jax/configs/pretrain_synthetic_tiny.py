@@ -38,8 +38,10 @@ ln 4 = 1.386 with 4 clips per track):
   1.387, 1.385, 1.388, 1.384, 1.357 (chance); per-track augmentation alone 1.371, 1.278,
   1.206, 1.188, 1.379; centring alone 1.439, 1.365, 1.209, 1.160, 1.097; both 1.990, 1.495,
   1.420, 1.213, 1.193 (video->audio top-1 0.56 against 0.25); both with train.seed=1: 2.031,
-  1.397, 1.286, 1.290, 0.910 (top-1 0.60). Centred zero-shot disagreement AUC on the val
-  identities (tools/fakeout_feature_probe.py, seed 0): 0.43 (neither), 0.65, 0.63, 0.64.
+  1.397, 1.286, 1.290, 0.910 (top-1 0.60); seed 2 only weakly: 1.900, 1.489, 1.360, 1.369,
+  1.407. Centred zero-shot disagreement AUC on the val identities
+  (tools/fakeout_feature_probe.py, seed 0): 0.43 (neither), 0.65, 0.63, 0.64; both with seeds
+  1 and 2: 0.65 and 0.57.
 """
 from fakeout_jax.configs import pretrain_default
 from fakeout_jax.configs import synthetic_tiny
