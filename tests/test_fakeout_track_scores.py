@@ -28,8 +28,8 @@ def test_centred_agreement_scores_timing_not_a_shared_offset():
   # Track 0 in sync, track 1 out of sync (opposite), track 2 unrelated; video carries a large
   # per-track offset that swamps the plain cosine.
   audio = np.stack([motion[0], -motion[1], rng.normal(size=(clips, 4))])
-  video = (motion + offset) / 255.0   # forward() scales uint8-range pixels to [0, 1]
-  batch = {"video": jnp.asarray(video.reshape(tracks, clips, 4, 1, 1, 1) * 255.0, jnp.float32),
+  video = motion + offset   # forward() divides pixels by 255: cosines do not see the scale
+  batch = {"video": jnp.asarray(video.reshape(tracks, clips, 4, 1, 1, 1), jnp.float32),
            "audio": jnp.asarray(audio.reshape(tracks, clips, 4, 1, 1), jnp.float32)}
   model = Embedder()
   train_state = state.TrainState.create(apply_fn=model.apply, params={}, batch_stats={},
