@@ -72,6 +72,7 @@ def pretrain_config(root, **train):
   c.model, c.input = tiny.model, tiny.input
   c.input.oversample = "none"
   c.pretrain.negatives = "batch"   # MMV's default (the demo's same-track variant needs K > 1)
+  c.pretrain.center_within_track = False   # needs the same-track negatives
   c.data.root = str(root)
   c.data.train.path, c.data.val.path = "train", "val"
   c.train.batch_size = 4
