@@ -343,17 +343,17 @@ def eval_step(state: TrainState, batch: dict, model):
   out = {"score": clip_scores.mean(axis=1), "clip_scores": clip_scores}
   embeddings = outputs.get("vid_embd"), outputs.get("aud_embd")
   if all(e is not None for e in embeddings):
-    vid, aud = embeddings[0]["toaud"], embeddings[1]["tovid"]
-    norms = jnp.linalg.norm(vid, axis=-1) * jnp.linalg.norm(aud, axis=-1)
-    cosine = jnp.sum(vid * aud, -1) / (norms + 1e-8)
-    out["av_cosine"] = cosine.reshape(b, n).mean(axis=1)
+    vid, aud = (e.reshape(b, n, -1) for e in (embeddings[0]["toaud"], embeddings[1]["tovid"]))
+
+    def mean_cosine(v, a):
+      norms = jnp.linalg.norm(v, axis=-1) * jnp.linalg.norm(a, axis=-1)
+      return (jnp.sum(v * a, -1) / (norms + 1e-8)).mean(axis=1)
+    out["av_cosine"] = mean_cosine(vid, aud)
     # The same after subtracting the track's mean embedding of each modality over its N clips:
     # agreement of WHEN things change (what pretrain.center_within_track trains), not of a
     # face with a voice.
-    vid, aud = (x.reshape(b, n, -1) - x.reshape(b, n, -1).mean(axis=1, keepdims=True)
-                for x in (vid, aud))
-    norms = jnp.linalg.norm(vid, axis=-1) * jnp.linalg.norm(aud, axis=-1)
-    out["av_cosine_centered"] = (jnp.sum(vid * aud, -1) / (norms + 1e-8)).mean(axis=1)
+    centred = lambda x: x - x.mean(axis=1, keepdims=True)
+    out["av_cosine_centered"] = mean_cosine(centred(vid), centred(aud))
   return out
 
 

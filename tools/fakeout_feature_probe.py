@@ -72,23 +72,29 @@ def track_auc(labels, clip_scores) -> float:
   return round(float(metrics.roc_auc_score(labels, np.asarray(clip_scores).mean(axis=1))), 4)
 
 
-def av_disagreement(split: dict, center: bool = False) -> float:
+def av_cosines(split: dict, center: bool = False) -> np.ndarray:
+  """[tracks, clips] cosine of each clip's video and audio embeddings."""
   v, a = split["video"], split["audio"]
   if center:  # what pretrain.center_within_track trains: each clip's deviation from its track
     v, a = v - v.mean(axis=1, keepdims=True), a - a.mean(axis=1, keepdims=True)
-  cosine = (v * a).sum(-1) / (np.linalg.norm(v, axis=-1) * np.linalg.norm(a, axis=-1) + 1e-8)
-  return track_auc(split["label"], -cosine)
+  return (v * a).sum(-1) / (np.linalg.norm(v, axis=-1) * np.linalg.norm(a, axis=-1) + 1e-8)
+
+
+def av_disagreement(split: dict, center: bool = False) -> float:
+  return track_auc(split["label"], -av_cosines(split, center))
 
 
 def disagreement_by_kind(split: dict, kinds: dict) -> dict:
   """AUC of each synthetic kind's fake tracks against all real tracks, plain and centred."""
-  out = {}
   names = [kinds.get(v, "?") for v in split["video_id"]]
-  for kind in sorted({k for k, y in zip(names, split["label"]) if y == 1}):
-    keep = np.array([y == 0 or k == kind for k, y in zip(names, split["label"])])
-    part = {key: (np.asarray(value)[keep] if key != "video_id" else None)
-            for key, value in split.items()}
-    out[kind] = {"plain": av_disagreement(part), "centered": av_disagreement(part, center=True)}
+  fake_kinds = sorted({k for k, y in zip(names, split["label"]) if y == 1})
+  out = {kind: {} for kind in fake_kinds}
+  for key, center in (("plain", False), ("centered", True)):
+    scores = -av_cosines(split, center).mean(axis=1)
+    rows = [{"label": int(y), "score": float(score), "category": name}
+            for y, score, name in zip(split["label"], scores, names)]
+    for kind, result in protocols.per_category_metrics(rows, fake_kinds).items():
+      out[kind][key] = round(float(result.auc), 4)
   return out
 
 
